@@ -1,0 +1,402 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Bindings to the C kernels: every argument is checked here, then the kernel runs without the GIL.
+
+The public functions, with their documentation, are in lossk/functional.py.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+
+cnp.import_array()
+
+cdef extern from "lossk.h" nogil:
+    enum:
+        LOSSK_OK
+        LOSSK_ERR_ARGUMENT
+        LOSSK_ERR_TARGET
+        LOSSK_ERR_DOMAIN
+        LOSSK_ERR_NOMEM
+        LOSSK_REDUCTION_NONE
+        LOSSK_REDUCTION_SUM
+
+    ctypedef struct lossk_elementwise_args:
+        int64_t n
+        const void *input
+        const void *target
+        const void *weight
+        int64_t weight_period
+        const void *pos_weight
+        int64_t pos_weight_period
+        double param
+        int reduction
+        double divisor
+        void *loss
+        void *grad
+        const void *grad_output
+        double grad_scale
+        int64_t bad_index
+
+    ctypedef struct lossk_class_args:
+        int64_t n, c, s
+        const void *input
+        const int64_t *target
+        const void *target_prob
+        const void *weight
+        int64_t ignore_index
+        double label_smoothing
+        int reduction
+        int mean_by_weight
+        double divisor
+        void *loss
+        void *grad
+        const void *grad_output
+        double grad_scale
+        double total_weight
+        int64_t bad_index
+
+    int lossk_l1_f32(lossk_elementwise_args *a)
+    int lossk_l1_f64(lossk_elementwise_args *a)
+    int lossk_mse_f32(lossk_elementwise_args *a)
+    int lossk_mse_f64(lossk_elementwise_args *a)
+    int lossk_smooth_l1_f32(lossk_elementwise_args *a)
+    int lossk_smooth_l1_f64(lossk_elementwise_args *a)
+    int lossk_huber_f32(lossk_elementwise_args *a)
+    int lossk_huber_f64(lossk_elementwise_args *a)
+    int lossk_binary_cross_entropy_f32(lossk_elementwise_args *a)
+    int lossk_binary_cross_entropy_f64(lossk_elementwise_args *a)
+    int lossk_binary_cross_entropy_with_logits_f32(lossk_elementwise_args *a)
+    int lossk_binary_cross_entropy_with_logits_f64(lossk_elementwise_args *a)
+    int lossk_kl_div_f32(lossk_elementwise_args *a)
+    int lossk_kl_div_f64(lossk_elementwise_args *a)
+    int lossk_check_unit_interval_f32(lossk_elementwise_args *a)
+    int lossk_check_unit_interval_f64(lossk_elementwise_args *a)
+    int lossk_cross_entropy_f32(lossk_class_args *a)
+    int lossk_cross_entropy_f64(lossk_class_args *a)
+    int lossk_cross_entropy_prob_f32(lossk_class_args *a)
+    int lossk_cross_entropy_prob_f64(lossk_class_args *a)
+    int lossk_nll_f32(lossk_class_args *a)
+    int lossk_nll_f64(lossk_class_args *a)
+
+    void lossk_set_num_threads(int n)
+    int lossk_get_num_threads()
+    const char *lossk_isa()
+
+ctypedef int (*elementwise_kernel)(lossk_elementwise_args *) noexcept nogil
+ctypedef int (*class_kernel)(lossk_class_args *) noexcept nogil
+
+# What a call computes.
+LOSS, GRAD, BOTH = 1, 2, 3
+
+# Elementwise kinds, in the order of the kernel tables below.
+L1, MSE, SMOOTH_L1, HUBER, BCE, BCE_LOGITS, KL_DIV = range(7)
+cdef elementwise_kernel[7] EW_F32 = [lossk_l1_f32, lossk_mse_f32, lossk_smooth_l1_f32, lossk_huber_f32,
+                                     lossk_binary_cross_entropy_f32, lossk_binary_cross_entropy_with_logits_f32,
+                                     lossk_kl_div_f32]
+cdef elementwise_kernel[7] EW_F64 = [lossk_l1_f64, lossk_mse_f64, lossk_smooth_l1_f64, lossk_huber_f64,
+                                     lossk_binary_cross_entropy_f64, lossk_binary_cross_entropy_with_logits_f64,
+                                     lossk_kl_div_f64]
+
+CROSS_ENTROPY, NLL = 0, 1
+
+cdef dict REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+cdef dict KL_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2, "batchmean": 3}
+
+
+def set_num_threads(int n):
+    if n < 1:
+        raise ValueError(f"n: expected a number of threads >= 1, got {n}")
+    lossk_set_num_threads(n)
+
+
+def get_num_threads():
+    return lossk_get_num_threads()
+
+
+def isa():
+    return lossk_isa().decode()
+
+
+cdef object _float_input(object input, str name="input"):
+    """input as an ndarray of float32 or float64 (contiguity is dealt with later)."""
+    if not isinstance(input, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, got {type(input).__name__}")
+    cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>input)
+    if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+        raise TypeError(f"{name}: expected dtype float32 or float64, got {input.dtype}")
+    return <cnp.ndarray>input
+
+
+cdef object _like(object a, object input, str name):
+    """a as a C-contiguous array of input's dtype; a must be a real floating array (or scalar)."""
+    arr = a if isinstance(a, np.ndarray) else np.asarray(a)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating-point array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=input.dtype)
+
+
+cdef object _same_dtype(object a, object input, str name):
+    """a as a C-contiguous array; it must be an ndarray of exactly input's dtype."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != input.dtype:
+        raise TypeError(f"{name}: expected dtype {input.dtype} like input, got {a.dtype}")
+    return np.ascontiguousarray(a)
+
+
+cdef int _reduction(object reduction, dict allowed) except -1:
+    try:
+        return allowed[reduction]
+    except (KeyError, TypeError):
+        pass
+    raise ValueError(f"reduction: expected one of {', '.join(map(repr, allowed))}, got {reduction!r}")
+
+
+cdef object _grad_buffer(object out, object input, list sources):
+    """The array the gradient goes into: out (checked) or a new one shaped like input."""
+    if out is None:
+        return cnp.PyArray_EMPTY(input.ndim, cnp.PyArray_DIMS(<cnp.ndarray>input), cnp.PyArray_TYPE(<cnp.ndarray>input), 0)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+    o = out
+    if o.dtype != input.dtype:
+        raise TypeError(f"out: expected dtype {input.dtype} like input, got {o.dtype}")
+    if o.shape != input.shape:
+        raise ValueError(f"out: expected shape {input.shape} like input, got {o.shape}")
+    if not o.flags.c_contiguous or not o.flags.writeable:
+        raise ValueError("out: expected a writeable C-contiguous array")
+    for s in sources:
+        if isinstance(s, np.ndarray) and np.may_share_memory(o, s):
+            raise ValueError("out: must not overlap input, target or the other arguments")
+    return o
+
+
+cdef object _grad_output(object grad_output, object input, tuple loss_shape, bint per_element,
+                         double *scale):
+    """grad_output as a contiguous array shaped like the loss (reduction "none"), or None with
+    the scalar in *scale."""
+    if isinstance(grad_output, (float, int)) and not isinstance(grad_output, bool):
+        scale[0] = grad_output
+        return None
+    if isinstance(grad_output, np.ndarray) and grad_output.ndim == 0 and grad_output.dtype.kind in "fiu":
+        scale[0] = float(grad_output)
+        return None
+    if not per_element:
+        raise ValueError(f"grad_output: expected a scalar for a reduced loss, got {type(grad_output).__name__}"
+                         + (f" of shape {grad_output.shape}" if isinstance(grad_output, np.ndarray) else ""))
+    g = _like(grad_output, input, "grad_output")
+    if g.shape != loss_shape:
+        raise ValueError(f"grad_output: expected a scalar or shape {loss_shape} like the loss, got {g.shape}")
+    scale[0] = 1.0
+    return g
+
+
+cdef object _periodic(object w, object input, str name, int64_t *period):
+    """A weight that broadcasts to input, as a contiguous array whose values repeat with *period
+    along the flattened input; materialised at full size only when it does not repeat that way."""
+    if w is None:
+        return None
+    arr = _like(w, input, name)
+    shape = input.shape
+    try:
+        if np.broadcast_shapes(arr.shape, shape) != shape:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{name}: shape {arr.shape} does not broadcast to input shape {shape}") from None
+    wshape = (1,) * (len(shape) - arr.ndim) + arr.shape
+    k = 0
+    while k < len(shape) and wshape[k] == 1:
+        k += 1
+    if wshape[k:] != shape[k:]:
+        arr = np.ascontiguousarray(np.broadcast_to(arr, shape))
+        k = 0
+    period[0] = max(1, int(np.prod(shape[k:], dtype=np.int64)))
+    return arr.reshape(-1)
+
+
+cdef inline void *_ptr(object a):
+    return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
+
+
+def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, weight=None, pos_weight=None,
+                grad_output=1.0, int mode=LOSS, out=None):
+    """Loss and/or gradient of an elementwise loss; checks every argument first."""
+    x = _float_input(input)
+    y = _same_dtype(target, x, "target")
+    if y.shape != x.shape:
+        raise ValueError(f"target: expected shape {x.shape} like input, got {y.shape}")
+    cdef int red = _reduction(reduction, KL_REDUCTIONS if kind == KL_DIV else REDUCTIONS)
+    x = np.ascontiguousarray(x)
+    cdef int64_t wp = 0, pwp = 0
+    w = _periodic(weight, x, "weight", &wp)
+    pw = None
+    if pos_weight is not None:
+        pw = _periodic(pos_weight, x, "pos_weight", &pwp)
+    cdef int64_t n = x.size
+    cdef lossk_elementwise_args a
+    a.n = n
+    a.input = cnp.PyArray_DATA(<cnp.ndarray>x)
+    a.target = cnp.PyArray_DATA(<cnp.ndarray>y)
+    a.weight = _ptr(w)
+    a.weight_period = wp
+    a.pos_weight = _ptr(pw)
+    a.pos_weight_period = pwp
+    a.param = param
+    a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
+    # mean: numel; batchmean: the batch size (PyTorch: input.size(0), 1 for 0-d input)
+    a.divisor = <double>n if red == 1 else (<double>x.shape[0] if red == 3 and x.ndim > 0 else 1.0)
+    a.bad_index = -1
+    loss = grad = None
+    if mode & LOSS:
+        loss = cnp.PyArray_EMPTY(x.ndim, cnp.PyArray_DIMS(<cnp.ndarray>x), cnp.PyArray_TYPE(<cnp.ndarray>x), 0) if red == 0 \
+            else np.empty((), x.dtype)
+    a.loss = _ptr(loss)
+    cdef double scale = 1.0
+    go = None
+    if mode & GRAD:
+        if mode == BOTH:
+            scale = 1.0
+        else:
+            go = _grad_output(grad_output, x, x.shape, red == 0, &scale)
+        grad = _grad_buffer(out, x, [input, target, x, y, w, pw, go])
+        a.grad_scale = scale / a.divisor if red != 0 else scale
+    elif out is not None:
+        raise TypeError("out: only the gradient functions take out")
+    a.grad = _ptr(grad)
+    a.grad_output = _ptr(go)
+
+    cdef bint f32 = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
+    cdef elementwise_kernel fn = EW_F32[kind] if f32 else EW_F64[kind]
+    # BCE finds bad inputs while it computes; into the caller's buffer, check first so it stays intact
+    cdef bint check_first = kind == BCE and out is not None
+    cdef int err = LOSSK_OK
+    with nogil:
+        if check_first:
+            err = lossk_check_unit_interval_f32(&a) if f32 else lossk_check_unit_interval_f64(&a)
+        if err == LOSSK_OK:
+            err = fn(&a)
+    if err != LOSSK_OK:
+        _raise(err, "input", x, a.bad_index, "all elements of input must be in [0, 1]")
+    return _result(mode, red == 0, loss, grad)
+
+
+cdef object _result(int mode, bint per_element, object loss, object grad):
+    if mode == GRAD:
+        return grad
+    value = loss if per_element else loss[()]
+    return value if mode == LOSS else (value, grad)
+
+
+cdef _raise(int err, str name, object where, int64_t bad, str what):
+    if err == LOSSK_ERR_DOMAIN or err == LOSSK_ERR_TARGET:
+        pos = np.unravel_index(bad, where.shape) if where.ndim else ()
+        value = where.reshape(-1)[bad].item()
+        raise ValueError(f"{name}: {what}; {name}[{', '.join(map(str, pos))}] is {value}")
+    if err == LOSSK_ERR_NOMEM:
+        raise MemoryError("lossk: out of memory")
+    raise RuntimeError(f"lossk: kernel rejected its arguments (code {err}); this is a bug in lossk")
+
+
+cdef object _class_indices(object t):
+    """Integer class indices as a contiguous int64 array (uint64 values past 2^63 are rejected)."""
+    if t.dtype == np.uint64 and t.size and t.max() > np.iinfo(np.int64).max:
+        big = int(np.argmax(t > np.iinfo(np.int64).max))
+        pos = np.unravel_index(big, t.shape) if t.ndim else ()
+        raise ValueError(f"target: class index {t.reshape(-1)[big]} at target[{', '.join(map(str, pos))}] "
+                         "is out of range")
+    return np.ascontiguousarray(t, dtype=np.int64)
+
+
+def classification(int kind, input, target, reduction="mean", *, weight=None, ignore_index=-100,
+                   double label_smoothing=0.0, grad_output=1.0, int mode=LOSS, out=None):
+    """Loss and/or gradient of cross_entropy (kind CROSS_ENTROPY) or nll_loss (kind NLL)."""
+    x = _float_input(input)
+    if x.ndim == 0:
+        raise ValueError("input: expected shape (C,), (N, C) or (N, C, d1, ..., dK), got a 0-d array")
+    cdef int red = _reduction(reduction, REDUCTIONS)
+    if not (0.0 <= label_smoothing <= 1.0):
+        raise ValueError(f"label_smoothing: expected a value in [0, 1], got {label_smoothing}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"ignore_index: expected an int, got {type(ignore_index).__name__}")
+    if not (-2**63 <= ignore_index < 2**63):
+        raise ValueError(f"ignore_index: {ignore_index} does not fit in 64 bits")
+    unbatched = x.ndim == 1
+    cdef int64_t N = 1 if unbatched else x.shape[0]
+    cdef int64_t C = x.shape[0] if unbatched else x.shape[1]
+    cdef int64_t S = 1 if unbatched else int(np.prod(x.shape[2:], dtype=np.int64))
+    loss_shape = () if unbatched else (x.shape[0],) + x.shape[2:]
+    if C == 0:
+        raise ValueError(f"input: the class dimension is empty (shape {x.shape})")
+    x = np.ascontiguousarray(x)
+
+    tarr = target if isinstance(target, np.ndarray) else np.asarray(target)
+    soft = tarr.dtype.kind == "f"
+    if soft and kind == NLL:
+        raise TypeError(f"target: nll_loss expects class indices of an integer dtype, got dtype {tarr.dtype}")
+    t = tp = None
+    if soft:
+        tp = _like(tarr, x, "target")
+        if tp.shape != x.shape:
+            raise ValueError(f"target: probabilities must have the input's shape {x.shape}, got {tp.shape}")
+    else:
+        if tarr.dtype.kind not in "iu":
+            raise TypeError(f"target: expected class indices of an integer dtype or probabilities of a float "
+                            f"dtype, got dtype {tarr.dtype}")
+        if tarr.shape != loss_shape:
+            raise ValueError(f"target: expected class indices of shape {loss_shape} for input of shape "
+                             f"{x.shape}, got {tarr.shape}")
+        t = _class_indices(tarr)
+
+    w = None
+    if weight is not None:
+        w = _like(weight, x, "weight")
+        if w.shape != (C,):
+            raise ValueError(f"weight: expected shape ({C},), one weight per class, got {w.shape}")
+
+    cdef lossk_class_args a
+    a.n = N
+    a.c = C
+    a.s = S
+    a.input = cnp.PyArray_DATA(<cnp.ndarray>x)
+    a.target = <const int64_t *>_ptr(t)
+    a.target_prob = _ptr(tp)
+    a.weight = _ptr(w)
+    a.ignore_index = ignore_index
+    a.label_smoothing = label_smoothing
+    a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
+    a.mean_by_weight = red == 1 and not soft
+    a.divisor = <double>(N * S) if red == 1 else 1.0
+    a.total_weight = 0
+    a.bad_index = -1
+
+    loss = grad = None
+    if mode & LOSS:
+        loss = np.empty(loss_shape if red == 0 else (), x.dtype)
+    a.loss = _ptr(loss)
+    cdef double scale = 1.0
+    go = None
+    if mode & GRAD:
+        if mode != BOTH:
+            go = _grad_output(grad_output, x, loss_shape, red == 0, &scale)
+        grad = _grad_buffer(out, x, [input, target, x, t, tp, w, go])
+        # a weighted mean is divided by the total weight inside the kernel
+        a.grad_scale = scale / a.divisor if red == 1 and soft else scale
+    elif out is not None:
+        raise TypeError("out: only the gradient functions take out")
+    a.grad = _ptr(grad)
+    a.grad_output = _ptr(go)
+
+    cdef bint f32 = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
+    cdef class_kernel fn
+    if kind == NLL:
+        fn = lossk_nll_f32 if f32 else lossk_nll_f64
+    elif soft:
+        fn = lossk_cross_entropy_prob_f32 if f32 else lossk_cross_entropy_prob_f64
+    else:
+        fn = lossk_cross_entropy_f32 if f32 else lossk_cross_entropy_f64
+    cdef int err
+    with nogil:
+        err = fn(&a)
+    if err != LOSSK_OK:
+        _raise(err, "target", t.reshape(loss_shape), a.bad_index,
+               f"class indices must be in [0, {C}) or equal ignore_index ({ignore_index})")
+    return _result(mode, red == 0, loss, grad)

@@ -1,0 +1,79 @@
+/* Public entry points: each forwards to the variant compiled for the best instruction set this
+ * CPU has (chosen once, at load; LOSSK_ISA=baseline|avx2|avx512 in the environment can lower it). */
+#include <stdlib.h>
+#include <string.h>
+#include "kernel.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+enum { ISA_BASELINE, ISA_AVX2, ISA_AVX512 };
+static const char *const isa_names[] = {"baseline", "avx2", "avx512"};
+static int isa = ISA_BASELINE;
+
+#if LOSSK_X86_VARIANTS
+#define DECLARE_VARIANTS(name, args) \
+    int lossk_##name##_f32_baseline(args *a); int lossk_##name##_f64_baseline(args *a); \
+    int lossk_##name##_f32_avx2(args *a); int lossk_##name##_f64_avx2(args *a); \
+    int lossk_##name##_f32_avx512(args *a); int lossk_##name##_f64_avx512(args *a);
+#define FORWARD(name, sfx, args) \
+    int lossk_##name##_##sfx(args *a) \
+    { \
+        switch (isa) { \
+        case ISA_AVX512: return lossk_##name##_##sfx##_avx512(a); \
+        case ISA_AVX2: return lossk_##name##_##sfx##_avx2(a); \
+        default: return lossk_##name##_##sfx##_baseline(a); \
+        } \
+    }
+
+static int detect_isa(void)
+{
+    __builtin_cpu_init();
+    int best = ISA_BASELINE;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        best = ISA_AVX2;
+    if (best == ISA_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        best = ISA_AVX512;
+    return best;
+}
+#else
+#define DECLARE_VARIANTS(name, args) \
+    int lossk_##name##_f32_baseline(args *a); int lossk_##name##_f64_baseline(args *a);
+#define FORWARD(name, sfx, args) \
+    int lossk_##name##_##sfx(args *a) { return lossk_##name##_##sfx##_baseline(a); }
+static int detect_isa(void) { return ISA_BASELINE; }
+#endif
+
+#define DEFINE_ENTRY(name, args) FORWARD(name, f32, args) FORWARD(name, f64, args)
+LOSSK_KERNELS(DECLARE_VARIANTS)
+LOSSK_KERNELS(DEFINE_ENTRY)
+
+__attribute__((constructor)) static void choose_isa(void)
+{
+    isa = detect_isa();
+    const char *want = getenv("LOSSK_ISA");
+    for (int i = 0; want && i < isa; i++)
+        if (strcmp(want, isa_names[i]) == 0)
+            isa = i;
+}
+
+const char *lossk_isa(void) { return isa_names[isa]; }
+
+static int num_threads; /* 0: OpenMP's default */
+
+void lossk_set_num_threads(int n) { num_threads = n > 0 ? n : 0; }
+
+int lossk_get_num_threads(void)
+{
+#ifdef _OPENMP
+    return num_threads > 0 ? num_threads : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int lossk_threads_for(int64_t work)
+{
+    return work < (1 << 15) ? 1 : lossk_get_num_threads();
+}

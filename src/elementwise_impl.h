@@ -1,0 +1,293 @@
+/* Template for elementwise.c: T is the element type, SFX its suffix (f32, f64). */
+#define FN(name) LOSSK_CAT(name, SFX)
+#define EXP LOSSK_CAT(lossk_exp, SFX)
+#define LOG LOSSK_CAT(lossk_log, SFX)
+#define LOG1P LOSSK_CAT(lossk_log1p, SFX)
+
+/* One element of each loss, as PyTorch defines it: returns the loss, stores d loss / d input in
+ * *d. pw is the positive-class weight (1 where unused), p the loss's parameter. Loss-only loops
+ * inline these and drop the unused derivative. */
+typedef T (*FN(point_fn))(T x, T y, T pw, T p, T *d);
+
+LOSSK_INLINE T FN(l1_point)(T x, T y, T pw, T p, T *d)
+{
+    (void)pw; (void)p;
+    T z = x - y;
+    *d = z > 0 ? (T)1 : (z < 0 ? (T)-1 : (T)0);
+    return z < 0 ? -z : z;
+}
+
+LOSSK_INLINE T FN(mse_point)(T x, T y, T pw, T p, T *d)
+{
+    (void)pw; (void)p;
+    T z = x - y;
+    *d = 2 * z;
+    return z * z;
+}
+
+LOSSK_INLINE T FN(smooth_l1_point)(T x, T y, T pw, T beta, T *d) /* beta > 0 */
+{
+    (void)pw;
+    T z = x - y;
+    T az = z < 0 ? -z : z;
+    *d = z < -beta ? (T)-1 : (z > beta ? (T)1 : z / beta);
+    return az < beta ? (T)0.5 * az * az / beta : az - (T)0.5 * beta;
+}
+
+LOSSK_INLINE T FN(huber_point)(T x, T y, T pw, T delta, T *d)
+{
+    (void)pw;
+    T z = x - y;
+    T az = z < 0 ? -z : z;
+    *d = z < -delta ? -delta : (z > delta ? delta : z);
+    return az < delta ? (T)0.5 * az * az : delta * (az - (T)0.5 * delta);
+}
+
+LOSSK_INLINE T FN(binary_cross_entropy_point)(T x, T y, T pw, T p, T *d) /* x in [0, 1] */
+{
+    (void)pw; (void)p;
+    T log_x = LOG(x), log_1mx = LOG1P(-x);
+    log_x = log_x < -100 ? (T)-100 : log_x;
+    log_1mx = log_1mx < -100 ? (T)-100 : log_1mx;
+    T den = (1 - x) * x;
+    *d = (x - y) / (den < (T)1e-12 ? (T)1e-12 : den);
+    return (y - 1) * log_1mx - y * log_x;
+}
+
+/* loss = (1 - y) x - lw log(sigmoid(x)), lw = 1 + (pw - 1) y, with log(sigmoid(x)) =
+ * min(x, 0) - log1p(exp(-|x|)): exp never overflows. */
+LOSSK_INLINE T FN(bce_logits_common)(T x, T y, T lw, T *sig)
+{
+    T e = EXP(x < 0 ? x : -x);
+    *sig = x >= 0 ? 1 / (1 + e) : e / (1 + e);
+    T log_sig = (x < 0 ? x : (T)0) - LOG1P(e);
+    return (1 - y) * x - lw * log_sig;
+}
+
+LOSSK_INLINE T FN(binary_cross_entropy_with_logits_point)(T x, T y, T pw, T p, T *d)
+{
+    (void)pw; (void)p;
+    T sig;
+    T l = FN(bce_logits_common)(x, y, (T)1, &sig);
+    *d = sig - y;
+    return l;
+}
+
+LOSSK_INLINE T FN(binary_cross_entropy_with_logits_pw_point)(T x, T y, T pw, T p, T *d)
+{
+    (void)p;
+    T sig;
+    T l = FN(bce_logits_common)(x, y, (pw - 1) * y + 1, &sig);
+    T t = pw * y;
+    *d = (t + 1 - y) * sig - t;
+    return l;
+}
+
+LOSSK_INLINE T FN(kl_div_point)(T x, T y, T pw, T p, T *d) /* y: probabilities; 0 log 0 = 0 */
+{
+    (void)pw; (void)p;
+    *d = -y;
+    return (y == 0 ? (T)0 : y * LOG(y)) - y * x;
+}
+
+LOSSK_INLINE T FN(kl_div_log_target_point)(T x, T y, T pw, T p, T *d) /* y: log-probabilities */
+{
+    (void)pw; (void)p;
+    T ey = EXP(y);
+    *d = -ey;
+    return ey * (y - x);
+}
+
+LOSSK_INLINE int FN(outside_unit)(T x) { return !(x >= 0 && x <= 1); }
+
+/* A run of len elements with contiguous weights. The flags are constants at every call site, so
+ * each combination compiles to its own vectorised loop. Returns nonzero if the run holds an
+ * input outside [0, 1] and check_domain is set. */
+LOSSK_INLINE int FN(run)(FN(point_fn) f, const int check_domain, const int has_pw,
+                         const int want_loss, const int want_grad, const int has_w, const int has_go,
+                         int64_t len, const T *restrict x, const T *restrict y, const T *restrict w,
+                         const T *restrict pw, const T *restrict go, T gs, T p,
+                         T *restrict lv, T *restrict g)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < len; i++) {
+        T d;
+        T l = f(x[i], y[i], has_pw ? pw[i] : (T)1, p, &d);
+        if (has_w) {
+            l *= w[i];
+            d *= w[i];
+        }
+        if (want_loss)
+            lv[i] = l;
+        if (want_grad)
+            g[i] = d * (has_go ? go[i] : gs);
+        if (check_domain)
+            bad |= FN(outside_unit)(x[i]);
+    }
+    return bad;
+}
+
+#define RUN(L, G, W, O) \
+    FN(run)(f, check_domain, has_pw, L, G, W, O, len, x, y, w, pw, go, gs, p, lv, g)
+
+LOSSK_INLINE int FN(run_any)(FN(point_fn) f, const int check_domain, const int has_pw,
+                             int want_grad, int want_loss, int has_w, int has_go,
+                             int64_t len, const T *x, const T *y, const T *w, const T *pw,
+                             const T *go, T gs, T p, T *lv, T *g)
+{
+    if (!want_grad)
+        return has_w ? RUN(1, 0, 1, 0) : RUN(1, 0, 0, 0);
+    if (!want_loss)
+        return has_w ? (has_go ? RUN(0, 1, 1, 1) : RUN(0, 1, 1, 0))
+                     : (has_go ? RUN(0, 1, 0, 1) : RUN(0, 1, 0, 0));
+    return has_w ? (has_go ? RUN(1, 1, 1, 1) : RUN(1, 1, 1, 0))
+                 : (has_go ? RUN(1, 1, 0, 1) : RUN(1, 1, 0, 0));
+}
+#undef RUN
+
+#define TILE 512
+
+LOSSK_INLINE int FN(elementwise)(FN(point_fn) f, const int check_domain, const int has_pw,
+                                 lossk_elementwise_args *a)
+{
+    const int64_t n = a->n;
+    const int want_loss = a->loss != NULL, want_grad = a->grad != NULL;
+    const int has_w = a->weight != NULL, has_go = a->grad_output != NULL;
+    const int reduce = a->reduction == LOSSK_REDUCTION_SUM;
+    if (n < 0 || (n > 0 && (!a->input || !a->target)) || (!want_loss && !want_grad)
+        || (a->reduction != LOSSK_REDUCTION_NONE && !reduce)
+        || (has_w && a->weight_period <= 0)
+        || (has_pw && (!a->pos_weight || a->pos_weight_period <= 0)))
+        return LOSSK_ERR_ARGUMENT;
+    const T *x = a->input, *y = a->target, *weight = a->weight, *pos_weight = a->pos_weight;
+    const T *grad_output = a->grad_output;
+    T *loss = a->loss, *grad = a->grad;
+    const T gs = (T)a->grad_scale, p = (T)a->param;
+    double partial[LOSSK_BLOCKS];
+    int64_t first_bad[LOSSK_BLOCKS];
+    const int nt = lossk_threads_for(n);
+
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int b = 0; b < LOSSK_BLOCKS; b++) {
+        const int64_t end = lossk_block_start(n, b + 1);
+        double acc[LOSSK_LANES] = {0};
+        _Alignas(64) T tmp[TILE];
+        first_bad[b] = -1;
+        for (int64_t i = lossk_block_start(n, b); i < end;) {
+            int64_t len = lossk_min64(TILE, end - i);
+            const T *w = NULL, *pw = NULL;
+            if (has_w) {
+                int64_t k = i % a->weight_period;
+                w = weight + k;
+                len = lossk_min64(len, a->weight_period - k);
+            }
+            if (has_pw) {
+                int64_t k = i % a->pos_weight_period;
+                pw = pos_weight + k;
+                len = lossk_min64(len, a->pos_weight_period - k);
+            }
+            T *lv = reduce ? tmp : loss + i;
+            if (FN(run_any)(f, check_domain, has_pw, want_grad, want_loss, has_w, has_go, len,
+                            x + i, y + i, w, pw, has_go ? grad_output + i : NULL, gs, p, lv,
+                            want_grad ? grad + i : NULL)) {
+                int64_t j = i;
+                while (!FN(outside_unit)(x[j]))
+                    j++;
+                first_bad[b] = j;
+                break;
+            }
+            if (want_loss && reduce) {
+                int64_t j = 0;
+                for (; j + LOSSK_LANES <= len; j += LOSSK_LANES)
+                    for (int l = 0; l < LOSSK_LANES; l++)
+                        acc[l] += (double)tmp[j + l];
+                for (int l = 0; j + l < len; l++)
+                    acc[l] += (double)tmp[j + l];
+            }
+            i += len;
+        }
+        double s = 0;
+        for (int l = 0; l < LOSSK_LANES; l++)
+            s += acc[l];
+        partial[b] = s;
+    }
+
+    for (int b = 0; b < LOSSK_BLOCKS; b++)
+        if (first_bad[b] >= 0) {
+            a->bad_index = first_bad[b];
+            return LOSSK_ERR_DOMAIN;
+        }
+    if (want_loss && reduce) {
+        double total = 0;
+        for (int b = 0; b < LOSSK_BLOCKS; b++)
+            total += partial[b];
+        *loss = (T)(total / a->divisor);
+    }
+    return LOSSK_OK;
+}
+
+#define DEFINE_KERNEL(name, point, check_domain) \
+    int LOSSK_ISA_NAME(LOSSK_CAT(lossk_##name, SFX))(lossk_elementwise_args *a) \
+    { \
+        return FN(elementwise)(FN(point), check_domain, 0, a); \
+    }
+DEFINE_KERNEL(l1, l1_point, 0)
+DEFINE_KERNEL(mse, mse_point, 0)
+DEFINE_KERNEL(smooth_l1, smooth_l1_point, 0)
+DEFINE_KERNEL(huber, huber_point, 0)
+DEFINE_KERNEL(binary_cross_entropy, binary_cross_entropy_point, 1)
+#undef DEFINE_KERNEL
+
+int LOSSK_ISA_NAME(LOSSK_CAT(lossk_binary_cross_entropy_with_logits, SFX))(lossk_elementwise_args *a)
+{
+    if (a->pos_weight)
+        return FN(elementwise)(FN(binary_cross_entropy_with_logits_pw_point), 0, 1, a);
+    return FN(elementwise)(FN(binary_cross_entropy_with_logits_point), 0, 0, a);
+}
+
+int LOSSK_ISA_NAME(LOSSK_CAT(lossk_kl_div, SFX))(lossk_elementwise_args *a)
+{
+    if (a->param != 0)
+        return FN(elementwise)(FN(kl_div_log_target_point), 0, 0, a);
+    return FN(elementwise)(FN(kl_div_point), 0, 0, a);
+}
+
+int LOSSK_ISA_NAME(LOSSK_CAT(lossk_check_unit_interval, SFX))(lossk_elementwise_args *a)
+{
+    const int64_t n = a->n;
+    if (n < 0 || (n > 0 && !a->input))
+        return LOSSK_ERR_ARGUMENT;
+    const T *x = a->input;
+    int64_t first_bad[LOSSK_BLOCKS];
+    const int nt = lossk_threads_for(n);
+
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int b = 0; b < LOSSK_BLOCKS; b++) {
+        const int64_t end = lossk_block_start(n, b + 1);
+        first_bad[b] = -1;
+        for (int64_t i = lossk_block_start(n, b); i < end && first_bad[b] < 0; i += TILE) {
+            int64_t len = lossk_min64(TILE, end - i);
+            int bad = 0;
+            for (int64_t j = 0; j < len; j++)
+                bad |= FN(outside_unit)(x[i + j]);
+            if (bad) {
+                int64_t j = i;
+                while (!FN(outside_unit)(x[j]))
+                    j++;
+                first_bad[b] = j;
+            }
+        }
+    }
+    for (int b = 0; b < LOSSK_BLOCKS; b++)
+        if (first_bad[b] >= 0) {
+            a->bad_index = first_bad[b];
+            return LOSSK_ERR_DOMAIN;
+        }
+    return LOSSK_OK;
+}
+
+#undef TILE
+#undef FN
+#undef EXP
+#undef LOG
+#undef LOG1P
