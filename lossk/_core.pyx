@@ -35,6 +35,7 @@ cdef extern from "lossk.h" nogil:
         const void *grad_output
         double grad_scale
         int64_t bad_index
+        int bad_target
 
     ctypedef struct lossk_class_args:
         int64_t n, c, s
@@ -275,7 +276,8 @@ def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, 
         if err == LOSSK_OK:
             err = fn(&a)
     if err != LOSSK_OK:
-        _raise(err, "input", x, a.bad_index, "all elements of input must be in [0, 1]")
+        arg = "target" if a.bad_target else "input"
+        _raise(err, arg, y if a.bad_target else x, a.bad_index, f"all elements of {arg} must be in [0, 1]")
     return _result(mode, red == 0, loss, grad)
 
 

@@ -88,18 +88,27 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
     for (int l = 1; l < LANES; l++)
         m = mv[l] > m ? mv[l] : m;
 
+    /* Separate simple loops, so each vectorises: exp (storing e_c for the gradient), then the
+     * target's linear term only when the target is not one-hot. */
     const int need_lin = k->soft || k->eps != 0;
     T z = 0, lin = 0, Q = 0;
-#pragma omp simd reduction(+ : z, lin, Q)
-    for (int64_t j = 0; j < C; j++) {
-        T d = x[j] - m;
-        T e = EXP(d);
-        if (gr)
+    if (gr) {
+#pragma omp simd reduction(+ : z)
+        for (int64_t j = 0; j < C; j++) {
+            T e = EXP(x[j] - m);
             gr[j] = e;
-        z += e;
-        if (need_lin) {
+            z += e;
+        }
+    } else {
+#pragma omp simd reduction(+ : z)
+        for (int64_t j = 0; j < C; j++)
+            z += EXP(x[j] - m);
+    }
+    if (need_lin) {
+#pragma omp simd reduction(+ : lin, Q)
+        for (int64_t j = 0; j < C; j++) {
             T q = FN(q_spread)(k, j, k->soft ? tp[j] : (T)0);
-            lin += q * d;
+            lin += q * (x[j] - m);
             Q += q;
         }
     }
@@ -117,8 +126,13 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
     }
     if (gr) {
         T a = g * Q / z;
-        for (int64_t j = 0; j < C; j++)
-            gr[j] = a * gr[j] - g * (need_lin ? FN(q_spread)(k, j, k->soft ? tp[j] : (T)0) : (T)0);
+        if (need_lin) {
+            for (int64_t j = 0; j < C; j++)
+                gr[j] = a * gr[j] - g * FN(q_spread)(k, j, k->soft ? tp[j] : (T)0);
+        } else {
+            for (int64_t j = 0; j < C; j++)
+                gr[j] *= a;
+        }
         if (!k->soft)
             gr[t] -= g * wt;
     }
@@ -142,15 +156,20 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
         for (int64_t j = 0; j < L; j++)
             m[j] = x[c * S + j] > m[j] ? x[c * S + j] : m[j];
     for (int64_t c = 0; c < C; c++) {
-        for (int64_t j = 0; j < L; j++) {
-            T d = x[c * S + j] - m[j];
-            T e = EXP(d);
-            if (gr)
+        if (gr) {
+            for (int64_t j = 0; j < L; j++) {
+                T e = EXP(x[c * S + j] - m[j]);
                 gr[c * S + j] = e;
-            z[j] += e;
-            if (need_lin) {
+                z[j] += e;
+            }
+        } else {
+            for (int64_t j = 0; j < L; j++)
+                z[j] += EXP(x[c * S + j] - m[j]);
+        }
+        if (need_lin) {
+            for (int64_t j = 0; j < L; j++) {
                 T q = FN(q_spread)(k, c, k->soft ? tp[c * S + j] : (T)0);
-                lin[j] += q * d;
+                lin[j] += q * (x[c * S + j] - m[j]);
                 Q[j] += q;
             }
         }
@@ -176,10 +195,15 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
     }
     if (!gr)
         return;
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t j = 0; j < L; j++)
-            gr[c * S + j] = a[j] * gr[c * S + j]
-                - g[j] * (need_lin ? FN(q_spread)(k, c, k->soft ? tp[c * S + j] : (T)0) : (T)0);
+    for (int64_t c = 0; c < C; c++) {
+        if (need_lin) {
+            for (int64_t j = 0; j < L; j++)
+                gr[c * S + j] = a[j] * gr[c * S + j] - g[j] * FN(q_spread)(k, c, k->soft ? tp[c * S + j] : (T)0);
+        } else {
+            for (int64_t j = 0; j < L; j++)
+                gr[c * S + j] *= a[j];
+        }
+    }
     if (!k->soft)
         for (int64_t j = 0; j < L; j++)
             if (t[j] != ignore)

@@ -100,9 +100,20 @@ LOSSK_INLINE T FN(kl_div_log_target_point)(T x, T y, T pw, T p, T *d) /* y: log-
 
 LOSSK_INLINE int FN(outside_unit)(T x) { return !(x >= 0 && x <= 1); }
 
+/* The first element of [i, end) whose input or target is outside [0, 1], recorded in a. */
+static void FN(find_outside)(const T *x, const T *y, int64_t i, int64_t end, int64_t *bad_index, int *bad_target)
+{
+    for (; i < end; i++)
+        if (FN(outside_unit)(x[i]) || FN(outside_unit)(y[i])) {
+            *bad_index = i;
+            *bad_target = !FN(outside_unit)(x[i]);
+            return;
+        }
+}
+
 /* A run of len elements with contiguous weights. The flags are constants at every call site, so
- * each combination compiles to its own vectorised loop. Returns nonzero if the run holds an
- * input outside [0, 1] and check_domain is set. */
+ * each combination compiles to its own vectorised loop. Returns nonzero if check_domain is set
+ * and the run holds an input or target outside [0, 1]. */
 LOSSK_INLINE int FN(run)(FN(point_fn) f, const int check_domain, const int has_pw,
                          const int want_loss, const int want_grad, const int has_w, const int has_go,
                          int64_t len, const T *restrict x, const T *restrict y, const T *restrict w,
@@ -122,7 +133,7 @@ LOSSK_INLINE int FN(run)(FN(point_fn) f, const int check_domain, const int has_p
         if (want_grad)
             g[i] = d * (has_go ? go[i] : gs);
         if (check_domain)
-            bad |= FN(outside_unit)(x[i]);
+            bad |= FN(outside_unit)(x[i]) | FN(outside_unit)(y[i]);
     }
     return bad;
 }
@@ -130,10 +141,10 @@ LOSSK_INLINE int FN(run)(FN(point_fn) f, const int check_domain, const int has_p
 #define RUN(L, G, W, O) \
     FN(run)(f, check_domain, has_pw, L, G, W, O, len, x, y, w, pw, go, gs, p, lv, g)
 
-LOSSK_INLINE int FN(run_any)(FN(point_fn) f, const int check_domain, const int has_pw,
-                             int want_grad, int want_loss, int has_w, int has_go,
-                             int64_t len, const T *x, const T *y, const T *w, const T *pw,
-                             const T *go, T gs, T p, T *lv, T *g)
+LOSSK_INLINE int FN(run_flags)(FN(point_fn) f, const int check_domain, const int has_pw,
+                               int want_grad, int want_loss, int has_w, int has_go,
+                               int64_t len, const T *x, const T *y, const T *w, const T *pw,
+                               const T *go, T gs, T p, T *lv, T *g)
 {
     if (!want_grad)
         return has_w ? RUN(1, 0, 1, 0) : RUN(1, 0, 0, 0);
@@ -145,11 +156,39 @@ LOSSK_INLINE int FN(run_any)(FN(point_fn) f, const int check_domain, const int h
 }
 #undef RUN
 
+/* The point functions, by kind: a switch, not a function pointer, reaches them from inside the
+ * OpenMP region, where a pointer would no longer be a constant that GCC can inline. */
+enum { FN(L1), FN(MSE), FN(SMOOTH_L1), FN(HUBER), FN(BCE), FN(BCE_LOGITS), FN(BCE_LOGITS_PW), FN(KL_DIV),
+       FN(KL_DIV_LOG_TARGET) };
+
+LOSSK_INLINE int FN(run_any)(int kind, int want_grad, int want_loss, int has_w, int has_go, int64_t len,
+                             const T *x, const T *y, const T *w, const T *pw, const T *go, T gs, T p,
+                             T *lv, T *g)
+{
+#define CASE(K, point, check_domain, has_pw) \
+    case K: \
+        return FN(run_flags)(FN(point), check_domain, has_pw, want_grad, want_loss, has_w, has_go, len, x, y, \
+                             w, pw, go, gs, p, lv, g);
+    switch (kind) {
+    CASE(FN(L1), l1_point, 0, 0)
+    CASE(FN(MSE), mse_point, 0, 0)
+    CASE(FN(SMOOTH_L1), smooth_l1_point, 0, 0)
+    CASE(FN(HUBER), huber_point, 0, 0)
+    CASE(FN(BCE), binary_cross_entropy_point, 1, 0)
+    CASE(FN(BCE_LOGITS), binary_cross_entropy_with_logits_point, 0, 0)
+    CASE(FN(BCE_LOGITS_PW), binary_cross_entropy_with_logits_pw_point, 0, 1)
+    CASE(FN(KL_DIV), kl_div_point, 0, 0)
+    CASE(FN(KL_DIV_LOG_TARGET), kl_div_log_target_point, 0, 0)
+    }
+#undef CASE
+    return 0;
+}
+
 #define TILE 512
 
-LOSSK_INLINE int FN(elementwise)(FN(point_fn) f, const int check_domain, const int has_pw,
-                                 lossk_elementwise_args *a)
+static int FN(elementwise)(int kind, lossk_elementwise_args *a)
 {
+    const int has_pw = kind == FN(BCE_LOGITS_PW);
     const int64_t n = a->n;
     const int want_loss = a->loss != NULL, want_grad = a->grad != NULL;
     const int has_w = a->weight != NULL, has_go = a->grad_output != NULL;
@@ -187,13 +226,10 @@ LOSSK_INLINE int FN(elementwise)(FN(point_fn) f, const int check_domain, const i
                 len = lossk_min64(len, a->pos_weight_period - k);
             }
             T *lv = reduce ? tmp : loss + i;
-            if (FN(run_any)(f, check_domain, has_pw, want_grad, want_loss, has_w, has_go, len,
+            if (FN(run_any)(kind, want_grad, want_loss, has_w, has_go, len,
                             x + i, y + i, w, pw, has_go ? grad_output + i : NULL, gs, p, lv,
                             want_grad ? grad + i : NULL)) {
-                int64_t j = i;
-                while (!FN(outside_unit)(x[j]))
-                    j++;
-                first_bad[b] = j;
+                first_bad[b] = i;
                 break;
             }
             if (want_loss && reduce) {
@@ -214,7 +250,7 @@ LOSSK_INLINE int FN(elementwise)(FN(point_fn) f, const int check_domain, const i
 
     for (int b = 0; b < LOSSK_BLOCKS; b++)
         if (first_bad[b] >= 0) {
-            a->bad_index = first_bad[b];
+            FN(find_outside)(x, y, first_bad[b], n, &a->bad_index, &a->bad_target);
             return LOSSK_ERR_DOMAIN;
         }
     if (want_loss && reduce) {
@@ -226,38 +262,34 @@ LOSSK_INLINE int FN(elementwise)(FN(point_fn) f, const int check_domain, const i
     return LOSSK_OK;
 }
 
-#define DEFINE_KERNEL(name, point, check_domain) \
+#define DEFINE_KERNEL(name, kind) \
     int LOSSK_ISA_NAME(LOSSK_CAT(lossk_##name, SFX))(lossk_elementwise_args *a) \
     { \
-        return FN(elementwise)(FN(point), check_domain, 0, a); \
+        return FN(elementwise)(FN(kind), a); \
     }
-DEFINE_KERNEL(l1, l1_point, 0)
-DEFINE_KERNEL(mse, mse_point, 0)
-DEFINE_KERNEL(smooth_l1, smooth_l1_point, 0)
-DEFINE_KERNEL(huber, huber_point, 0)
-DEFINE_KERNEL(binary_cross_entropy, binary_cross_entropy_point, 1)
+DEFINE_KERNEL(l1, L1)
+DEFINE_KERNEL(mse, MSE)
+DEFINE_KERNEL(smooth_l1, SMOOTH_L1)
+DEFINE_KERNEL(huber, HUBER)
+DEFINE_KERNEL(binary_cross_entropy, BCE)
 #undef DEFINE_KERNEL
 
 int LOSSK_ISA_NAME(LOSSK_CAT(lossk_binary_cross_entropy_with_logits, SFX))(lossk_elementwise_args *a)
 {
-    if (a->pos_weight)
-        return FN(elementwise)(FN(binary_cross_entropy_with_logits_pw_point), 0, 1, a);
-    return FN(elementwise)(FN(binary_cross_entropy_with_logits_point), 0, 0, a);
+    return FN(elementwise)(a->pos_weight ? FN(BCE_LOGITS_PW) : FN(BCE_LOGITS), a);
 }
 
 int LOSSK_ISA_NAME(LOSSK_CAT(lossk_kl_div, SFX))(lossk_elementwise_args *a)
 {
-    if (a->param != 0)
-        return FN(elementwise)(FN(kl_div_log_target_point), 0, 0, a);
-    return FN(elementwise)(FN(kl_div_point), 0, 0, a);
+    return FN(elementwise)(a->param != 0 ? FN(KL_DIV_LOG_TARGET) : FN(KL_DIV), a);
 }
 
 int LOSSK_ISA_NAME(LOSSK_CAT(lossk_check_unit_interval, SFX))(lossk_elementwise_args *a)
 {
     const int64_t n = a->n;
-    if (n < 0 || (n > 0 && !a->input))
+    if (n < 0 || (n > 0 && (!a->input || !a->target)))
         return LOSSK_ERR_ARGUMENT;
-    const T *x = a->input;
+    const T *x = a->input, *y = a->target;
     int64_t first_bad[LOSSK_BLOCKS];
     const int nt = lossk_threads_for(n);
 
@@ -269,18 +301,14 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_check_unit_interval, SFX))(lossk_elementwise_
             int64_t len = lossk_min64(TILE, end - i);
             int bad = 0;
             for (int64_t j = 0; j < len; j++)
-                bad |= FN(outside_unit)(x[i + j]);
-            if (bad) {
-                int64_t j = i;
-                while (!FN(outside_unit)(x[j]))
-                    j++;
-                first_bad[b] = j;
-            }
+                bad |= FN(outside_unit)(x[i + j]) | FN(outside_unit)(y[i + j]);
+            if (bad)
+                first_bad[b] = i;
         }
     }
     for (int b = 0; b < LOSSK_BLOCKS; b++)
         if (first_bad[b] >= 0) {
-            a->bad_index = first_bad[b];
+            FN(find_outside)(x, y, first_bad[b], n, &a->bad_index, &a->bad_target);
             return LOSSK_ERR_DOMAIN;
         }
     return LOSSK_OK;

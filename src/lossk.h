@@ -53,11 +53,13 @@ typedef struct lossk_elementwise_args {
     const void *grad_output;        /* NULL, or n values */
     double grad_scale;
     int64_t bad_index;              /* out: first offending element for LOSSK_ERR_DOMAIN */
+    int bad_target;                 /* out: 1 if that element's target, not its input, is outside the domain */
 } lossk_elementwise_args;
 
-/* binary_cross_entropy checks its input is in [0, 1] while it computes: on LOSSK_ERR_DOMAIN its
- * loss is untouched but grad may be partly written. check_unit_interval checks alone (reads
- * input, n, writes bad_index): run it first when grad is a buffer that must stay intact. */
+/* binary_cross_entropy checks that input and target are in [0, 1] while it computes: on
+ * LOSSK_ERR_DOMAIN, loss and grad may be partly written. check_unit_interval checks alone (reads
+ * n, input, target; writes bad_index, bad_target): run it first when grad is a buffer that must
+ * stay intact. */
 
 /* Classification losses over input (N, C, S): element (n, c, s) at (n * C + c) * S + s;
  * S is the product of the spatial sizes d1..dK (1 for (N, C) input).
@@ -85,6 +87,77 @@ typedef struct lossk_class_args {
     int64_t bad_index;              /* out: first position with an invalid class index (LOSSK_ERR_TARGET) */
 } lossk_class_args;
 
+/* Layers of a convolutional network (layers.c). Activations are NCHW, weights in PyTorch's
+ * layouts; every parameter gradient is ADDED to what its buffer holds (zero it to start).
+ *
+ * Scratch: kernels that take `work` need work_size bytes of it. Called with work == NULL they only
+ * store the size they need in work_size (for the current thread count) and return LOSSK_OK.
+ */
+enum lossk_conv_algo {
+    LOSSK_CONV_AUTO = 0,            /* Winograd where it applies and pays, else direct */
+    LOSSK_CONV_DIRECT = 1,          /* im2col + register-blocked GEMM: any geometry */
+    LOSSK_CONV_WINOGRAD = 2         /* F(2x2, 5x5): 5x5 kernel, stride 1, padding <= 4 only */
+};
+
+/* conv2d: input (N, C, H, W), weight (K, C, R, S), bias (K), output (N, K, P, Q) with
+ * P = (H + 2 pad_h - R) / stride_h + 1, Q likewise.
+ * forward: input, weight, bias (may be NULL) -> output; with pool set (Winograd only, P and Q
+ * even) the output is max-pooled 2x2 on the fly: output (N, K, P/2, Q/2) and indices (argmax in
+ * the P x Q plane, as max_pool2d's) replace the P x Q output.
+ * backward_input: grad_output, weight -> grad_input.
+ * backward_weight: input, grad_output -> grad_weight +=, grad_bias += (may be NULL). */
+typedef struct lossk_conv2d_args {
+    int64_t n, c, h, w;
+    int64_t k, r, s;
+    int64_t stride_h, stride_w, pad_h, pad_w;
+    int64_t p, q;
+    int algo;                       /* enum lossk_conv_algo */
+    int pool;
+    const void *input, *weight, *bias;
+    void *output;
+    int64_t *indices;
+    const void *grad_output;
+    void *grad_input, *grad_weight, *grad_bias;
+    void *work;
+    int64_t work_size;
+} lossk_conv2d_args;
+
+/* max_pool2d without padding: input (N, C, H, W) -> output (N, C, P, Q), indices (argmax h * W + w
+ * in each input plane, the first maximum; nan counts as the maximum, as in PyTorch).
+ * backward: grad_output, indices -> grad_input (overwritten). */
+typedef struct lossk_pool2d_args {
+    int64_t n, c, h, w;
+    int64_t kh, kw, stride_h, stride_w;
+    int64_t p, q;
+    const void *input;
+    void *output;
+    int64_t *indices;
+    const void *grad_output;
+    void *grad_input;
+} lossk_pool2d_args;
+
+/* linear: input (N, I), weight (O, I), bias (O) -> output (N, O).
+ * backward: grad_output, weight -> grad_input (when not NULL); input, grad_output ->
+ * grad_weight +=, grad_bias += (each when not NULL). */
+typedef struct lossk_linear_args {
+    int64_t n, in, out;
+    const void *input, *weight, *bias;
+    void *output;
+    const void *grad_output;
+    void *grad_input, *grad_weight, *grad_bias;
+    void *work;
+    int64_t work_size;
+} lossk_linear_args;
+
+/* relu: forward input -> output; backward: output (or input), grad_output -> grad_input. */
+typedef struct lossk_relu_args {
+    int64_t n;
+    const void *input;
+    void *output;
+    const void *grad_output;
+    void *grad_input;
+} lossk_relu_args;
+
 /* Every kernel: int lossk_NAME_f32(ARGS *a) and int lossk_NAME_f64(ARGS *a). */
 #define LOSSK_KERNELS(X) \
     X(l1, lossk_elementwise_args) \
@@ -97,7 +170,16 @@ typedef struct lossk_class_args {
     X(check_unit_interval, lossk_elementwise_args) \
     X(cross_entropy, lossk_class_args) \
     X(cross_entropy_prob, lossk_class_args) \
-    X(nll, lossk_class_args)
+    X(nll, lossk_class_args) \
+    X(conv2d_forward, lossk_conv2d_args) \
+    X(conv2d_backward_input, lossk_conv2d_args) \
+    X(conv2d_backward_weight, lossk_conv2d_args) \
+    X(max_pool2d_forward, lossk_pool2d_args) \
+    X(max_pool2d_backward, lossk_pool2d_args) \
+    X(linear_forward, lossk_linear_args) \
+    X(linear_backward, lossk_linear_args) \
+    X(relu_forward, lossk_relu_args) \
+    X(relu_backward, lossk_relu_args)
 
 #define LOSSK_DECLARE(name, args) \
     int lossk_##name##_f32(args *a); \

@@ -1,0 +1,47 @@
+/* Layers of a small convolutional network: conv2d (direct and Winograd), max_pool2d, linear, relu.
+ * layers_impl.h holds the code; it is included once per dtype. */
+#include <stddef.h>
+#include <string.h>
+#include "kernel.h"
+#ifdef _OPENMP
+#include <omp.h>
+#define THREAD_ID() omp_get_thread_num()
+#else
+#define THREAD_ID() 0
+#endif
+
+/* GEMM register tile: MR rows by NV vectors of VBYTES, as many accumulators as the register file
+ * holds with room for the NV operands and a broadcast (32 zmm; 16 ymm or xmm). */
+#if defined(__AVX512F__)
+#define VBYTES 64
+#define MR 6
+#define NV 4
+#elif defined(__AVX2__)
+#define VBYTES 32
+#define MR 4
+#define NV 3
+#else
+#define VBYTES 16
+#define MR 4
+#define NV 3
+#endif
+
+/* Weight gradients are summed over the batch in this many fixed blocks of images (each with its
+ * own partial sum, added in block order): results do not depend on the thread count. Fewer than
+ * LOSSK_BLOCKS because each partial is a whole weight gradient. */
+#define WGRAD_BLOCKS 8
+
+/* Scratch slices start on cache lines. */
+#define ALIGN_UP(x) (((x) + 63) & ~(int64_t)63)
+
+#define T float
+#define SFX f32
+#include "layers_impl.h"
+#undef T
+#undef SFX
+
+#define T double
+#define SFX f64
+#include "layers_impl.h"
+#undef T
+#undef SFX
