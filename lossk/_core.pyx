@@ -152,6 +152,28 @@ cdef int _reduction(object reduction, dict allowed) except -1:
     raise ValueError(f"reduction: expected one of {', '.join(map(repr, allowed))}, got {reduction!r}")
 
 
+cdef bint _overlaps(cnp.ndarray a, cnp.ndarray b):
+    """Whether the memory spans of a and b intersect (np.may_share_memory, minus its call cost)."""
+    cdef char *lo[2]
+    cdef char *hi[2]
+    cdef cnp.ndarray arr
+    cdef int k, d
+    cdef cnp.npy_intp extent
+    if cnp.PyArray_SIZE(a) == 0 or cnp.PyArray_SIZE(b) == 0:
+        return False
+    for k in range(2):
+        arr = a if k == 0 else b
+        lo[k] = hi[k] = <char *>cnp.PyArray_DATA(arr)
+        for d in range(cnp.PyArray_NDIM(arr)):
+            extent = cnp.PyArray_STRIDE(arr, d) * (cnp.PyArray_DIM(arr, d) - 1)
+            if extent < 0:
+                lo[k] += extent
+            else:
+                hi[k] += extent
+        hi[k] += cnp.PyArray_ITEMSIZE(arr)
+    return lo[0] < hi[1] and lo[1] < hi[0]
+
+
 cdef object _grad_buffer(object out, object input, list sources):
     """The array the gradient goes into: out (checked) or a new one shaped like input."""
     if out is None:
@@ -166,7 +188,7 @@ cdef object _grad_buffer(object out, object input, list sources):
     if not o.flags.c_contiguous or not o.flags.writeable:
         raise ValueError("out: expected a writeable C-contiguous array")
     for s in sources:
-        if isinstance(s, np.ndarray) and np.may_share_memory(o, s):
+        if isinstance(s, np.ndarray) and _overlaps(o, s):
             raise ValueError("out: must not overlap input, target or the other arguments")
     return o
 
@@ -249,7 +271,7 @@ def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, 
     loss = grad = None
     if mode & LOSS:
         loss = cnp.PyArray_EMPTY(x.ndim, cnp.PyArray_DIMS(<cnp.ndarray>x), cnp.PyArray_TYPE(<cnp.ndarray>x), 0) if red == 0 \
-            else np.empty((), x.dtype)
+            else cnp.PyArray_EMPTY(0, NULL, cnp.PyArray_TYPE(<cnp.ndarray>x), 0)
     a.loss = _ptr(loss)
     cdef double scale = 1.0
     go = None
@@ -300,7 +322,7 @@ cdef _raise(int err, str name, object where, int64_t bad, str what):
 
 cdef object _class_indices(object t):
     """Integer class indices as a contiguous int64 array (uint64 values past 2^63 are rejected)."""
-    if t.dtype == np.uint64 and t.size and t.max() > np.iinfo(np.int64).max:
+    if cnp.PyArray_TYPE(<cnp.ndarray>t) == cnp.NPY_UINT64 and t.size and t.max() > np.iinfo(np.int64).max:
         big = int(np.argmax(t > np.iinfo(np.int64).max))
         pos = np.unravel_index(big, t.shape) if t.ndim else ()
         raise ValueError(f"target: class index {t.reshape(-1)[big]} at target[{', '.join(map(str, pos))}] "
@@ -324,7 +346,9 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
     unbatched = x.ndim == 1
     cdef int64_t N = 1 if unbatched else x.shape[0]
     cdef int64_t C = x.shape[0] if unbatched else x.shape[1]
-    cdef int64_t S = 1 if unbatched else int(np.prod(x.shape[2:], dtype=np.int64))
+    cdef int64_t S = 1
+    for d in x.shape[2:]:
+        S *= d
     loss_shape = () if unbatched else (x.shape[0],) + x.shape[2:]
     if C == 0:
         raise ValueError(f"input: the class dimension is empty (shape {x.shape})")
@@ -372,7 +396,8 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
 
     loss = grad = None
     if mode & LOSS:
-        loss = np.empty(loss_shape if red == 0 else (), x.dtype)
+        loss = np.empty(loss_shape, x.dtype) if red == 0 \
+            else cnp.PyArray_EMPTY(0, NULL, cnp.PyArray_TYPE(<cnp.ndarray>x), 0)
     a.loss = _ptr(loss)
     cdef double scale = 1.0
     go = None

@@ -11,6 +11,7 @@
 #define FN(name) LOSSK_CAT(name, SFX)
 #define EXP LOSSK_CAT(lossk_exp, SFX)
 #define LOG LOSSK_CAT(lossk_log, SFX)
+#define STREAM LOSSK_CAT(lossk_stream, SFX)
 
 #define LANES LOSSK_LANES
 #define TS 64 /* positions per tile of the spatial (S > 1) loops */
@@ -23,7 +24,8 @@ typedef struct {
     int soft;           /* probability targets */
 } FN(ce_ctx);
 
-LOSSK_INLINE T FN(wc)(const FN(ce_ctx) *k, int64_t c) { return k->w ? k->w[c] : (T)1; }
+LOSSK_INLINE T FN(class_weight)(const T *w, int64_t c) { return w ? w[c] : (T)1; }
+LOSSK_INLINE T FN(wc)(const FN(ce_ctx) *k, int64_t c) { return FN(class_weight)(k->w, c); }
 
 /* q_c for the terms that are not the target class's one-hot part. */
 LOSSK_INLINE T FN(q_spread)(const FN(ce_ctx) *k, int64_t c, T tc)
@@ -139,11 +141,11 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
     return loss;
 }
 
-/* A tile of L <= TS positions s0..s0+L of one sample of an (N, C, S) input; x, tp and gr point at
- * (n, 0, s0), element (c, j) at [c * S + j]. Vectorised across positions. */
+/* A tile of L <= TS positions s0..s0+L of one sample of an (N, C, S) input; x and tp point at
+ * (n, 0, s0), element (c, j) at [c * S + j]; gr at [c * GS + j]. Vectorised across positions. */
 LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t L,
                               const T *restrict x, const int64_t *restrict t, int64_t ignore,
-                              const T *restrict tp, const T *restrict g, T *restrict gr,
+                              const T *restrict tp, const T *restrict g, T *restrict gr, int64_t GS,
                               double *restrict loss)
 {
     T m[TS], z[TS], lin[TS], Q[TS];
@@ -159,7 +161,7 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
         if (gr) {
             for (int64_t j = 0; j < L; j++) {
                 T e = EXP(x[c * S + j] - m[j]);
-                gr[c * S + j] = e;
+                gr[c * GS + j] = e;
                 z[j] += e;
             }
         } else {
@@ -198,16 +200,16 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
     for (int64_t c = 0; c < C; c++) {
         if (need_lin) {
             for (int64_t j = 0; j < L; j++)
-                gr[c * S + j] = a[j] * gr[c * S + j] - g[j] * FN(q_spread)(k, c, k->soft ? tp[c * S + j] : (T)0);
+                gr[c * GS + j] = a[j] * gr[c * GS + j] - g[j] * FN(q_spread)(k, c, k->soft ? tp[c * S + j] : (T)0);
         } else {
             for (int64_t j = 0; j < L; j++)
-                gr[c * S + j] *= a[j];
+                gr[c * GS + j] *= a[j];
         }
     }
     if (!k->soft)
         for (int64_t j = 0; j < L; j++)
             if (t[j] != ignore)
-                gr[t[j] * S + j] -= g[j] * wt[j];
+                gr[t[j] * GS + j] -= g[j] * wt[j];
 }
 
 /* The gradient factor of position i: grad_output (or grad_scale), divided by the total weight
@@ -250,9 +252,13 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
 
     double partial[LOSSK_BLOCKS];
     const int nt = lossk_threads_for(np * C * 8);
+    /* A large gradient is built in a scratch tile (a row, or C rows of a spatial tile) and streamed out. */
+    const int stream = grad && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES
+        && C * (S == 1 ? 1 : TS) <= LOSSK_SCRATCH;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int b = 0; b < LOSSK_BLOCKS; b++) {
         double acc = 0;
+        _Alignas(64) T scratch[stream ? LOSSK_SCRATCH : 1];
         const int64_t end = lossk_block_start(np, b + 1);
         for (int64_t i = lossk_block_start(np, b); i < end;) {
             const int64_t n = i / S, s = i % S;
@@ -260,7 +266,9 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
                 const int ignored = !soft && t[i] == a->ignore_index;
                 const T g = FN(gfactor)(a, i, ignored, scale);
                 double l = FN(ce_row)(&k, C, x + i * C, ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
-                                      grad ? grad + i * C : NULL);
+                                      stream ? scratch : grad ? grad + i * C : NULL);
+                if (stream)
+                    STREAM(grad + i * C, scratch, C);
                 l = ignored ? 0 : l;
                 if (reduce)
                     acc += l;
@@ -275,8 +283,11 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
             double l[TS];
             for (int64_t j = 0; j < L; j++)
                 g[j] = FN(gfactor)(a, i + j, !soft && t[i + j] == a->ignore_index, scale);
-            FN(ce_tile)(&k, C, S, L, x + base, soft ? NULL : t + i, a->ignore_index,
-                        soft ? tp + base : NULL, g, grad ? grad + base : NULL, l);
+            FN(ce_tile)(&k, C, S, L, x + base, soft ? NULL : t + i, a->ignore_index, soft ? tp + base : NULL, g,
+                        stream ? scratch : grad ? grad + base : NULL, stream ? L : S, l);
+            if (stream)
+                for (int64_t c = 0; c < C; c++)
+                    STREAM(grad + base + c * S, scratch + c * L, L);
             for (int64_t j = 0; j < L; j++) {
                 if (reduce)
                     acc += l[j];
@@ -286,6 +297,8 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
             i += L;
         }
         partial[b] = acc;
+        if (stream)
+            lossk_stream_fence();
     }
     if (reduce && loss) {
         double total = 0;
@@ -327,32 +340,50 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
 
     double partial[LOSSK_BLOCKS];
     const int nt = lossk_threads_for(grad ? np * C : np);
+    /* The gradient is built in scratch tiles of positions x classes and copied out (streamed when
+     * large), so every line of it is written once; only more than LOSSK_SCRATCH classes are
+     * zeroed and scattered in place. */
+    const int tiled = C <= LOSSK_SCRATCH;
+    const int stream = tiled && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int b = 0; b < LOSSK_BLOCKS; b++) {
         const int64_t start = lossk_block_start(np, b), end = lossk_block_start(np, b + 1);
-        if (grad) {
-            if (S == 1) {
-                memset(grad + start * C, 0, (size_t)(end - start) * (size_t)C * sizeof(T));
-            } else {
-                for (int64_t i = start; i < end;) {
-                    const int64_t n = i / S, s = i % S, L = lossk_min64(S - s, end - i);
-                    for (int64_t c = 0; c < C; c++)
-                        memset(grad + (n * C + c) * S + s, 0, (size_t)L * sizeof(T));
-                    i += L;
-                }
+        _Alignas(64) T scratch[tiled && grad ? LOSSK_SCRATCH : 1];
+        for (int64_t i = start; grad && tiled && i < end;) {
+            /* L rows (S == 1), staged as [L][C], or L positions of one sample, staged as [C][L] */
+            const int64_t n = i / S, s = i % S;
+            const int64_t L = lossk_min64(lossk_min64(end - i, S == 1 ? end - i : S - s), LOSSK_SCRATCH / C);
+            memset(scratch, 0, (size_t)(L * C) * sizeof(T));
+            for (int64_t j = 0; j < L; j++) {
+                const int64_t tj = t[i + j];
+                if (tj != a->ignore_index)
+                    scratch[S == 1 ? j * C + tj : tj * L + j] = -FN(class_weight)(w, tj) * FN(gfactor)(a, i + j, 0, scale);
+            }
+            for (int64_t c = 0; c < (S == 1 ? 1 : C); c++) {
+                T *dst = S == 1 ? grad + i * C : grad + (n * C + c) * S + s;
+                const int64_t len = S == 1 ? L * C : L;
+                if (stream)
+                    STREAM(dst, scratch + c * L, len);
+                else
+                    memcpy(dst, scratch + c * L, (size_t)len * sizeof(T));
+            }
+            i += L;
+        }
+        if (grad && !tiled) {
+            for (int64_t i = start; i < end; i++) {
+                const int64_t n = i / S, s = i % S, ti = t[i];
+                for (int64_t c = 0; c < C; c++)
+                    grad[(n * C + c) * S + s] = 0;
+                if (ti != a->ignore_index)
+                    grad[(n * C + ti) * S + s] = -FN(class_weight)(w, ti) * FN(gfactor)(a, i, 0, scale);
             }
         }
+        if (stream)
+            lossk_stream_fence();
         double acc = 0;
         for (int64_t i = start; i < end; i++) {
             const int64_t n = i / S, s = i % S, ti = t[i];
-            T l = 0;
-            if (ti != a->ignore_index) {
-                const int64_t at = (n * C + ti) * S + s;
-                const T wt = w ? w[ti] : (T)1;
-                l = -wt * x[at];
-                if (grad)
-                    grad[at] = -wt * FN(gfactor)(a, i, 0, scale);
-            }
+            const T l = ti == a->ignore_index ? (T)0 : -FN(class_weight)(w, ti) * x[(n * C + ti) * S + s];
             if (reduce)
                 acc += (double)l;
             else if (loss)
@@ -372,5 +403,6 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
 #undef FN
 #undef EXP
 #undef LOG
+#undef STREAM
 #undef LANES
 #undef TS

@@ -3,6 +3,7 @@
 #define EXP LOSSK_CAT(lossk_exp, SFX)
 #define LOG LOSSK_CAT(lossk_log, SFX)
 #define LOG1P LOSSK_CAT(lossk_log1p, SFX)
+#define STREAM LOSSK_CAT(lossk_stream, SFX)
 
 /* One element of each loss, as PyTorch defines it: returns the loss, stores d loss / d input in
  * *d. pw is the positive-class weight (1 where unused), p the loss's parameter. Loss-only loops
@@ -205,12 +206,15 @@ static int FN(elementwise)(int kind, lossk_elementwise_args *a)
     double partial[LOSSK_BLOCKS];
     int64_t first_bad[LOSSK_BLOCKS];
     const int nt = lossk_threads_for(n);
+    /* Large outputs are computed into tiles on the stack and streamed out. */
+    const int stream = n * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES;
 
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int b = 0; b < LOSSK_BLOCKS; b++) {
         const int64_t end = lossk_block_start(n, b + 1);
         double acc[LOSSK_LANES] = {0};
         _Alignas(64) T tmp[TILE];
+        _Alignas(64) T tmpg[TILE];
         first_bad[b] = -1;
         for (int64_t i = lossk_block_start(n, b); i < end;) {
             int64_t len = lossk_min64(TILE, end - i);
@@ -225,13 +229,18 @@ static int FN(elementwise)(int kind, lossk_elementwise_args *a)
                 pw = pos_weight + k;
                 len = lossk_min64(len, a->pos_weight_period - k);
             }
-            T *lv = reduce ? tmp : loss + i;
+            T *lv = reduce || stream ? tmp : loss + i;
+            T *gv = stream ? tmpg : grad + i;
             if (FN(run_any)(kind, want_grad, want_loss, has_w, has_go, len,
                             x + i, y + i, w, pw, has_go ? grad_output + i : NULL, gs, p, lv,
-                            want_grad ? grad + i : NULL)) {
+                            want_grad ? gv : NULL)) {
                 first_bad[b] = i;
                 break;
             }
+            if (stream && want_grad)
+                STREAM(grad + i, tmpg, len);
+            if (stream && want_loss && !reduce)
+                STREAM(loss + i, tmp, len);
             if (want_loss && reduce) {
                 int64_t j = 0;
                 for (; j + LOSSK_LANES <= len; j += LOSSK_LANES)
@@ -246,6 +255,8 @@ static int FN(elementwise)(int kind, lossk_elementwise_args *a)
         for (int l = 0; l < LOSSK_LANES; l++)
             s += acc[l];
         partial[b] = s;
+        if (stream)
+            lossk_stream_fence();
     }
 
     for (int b = 0; b < LOSSK_BLOCKS; b++)
@@ -319,3 +330,4 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_check_unit_interval, SFX))(lossk_elementwise_
 #undef EXP
 #undef LOG
 #undef LOG1P
+#undef STREAM
