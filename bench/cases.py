@@ -1,0 +1,297 @@
+"""The one table of benchmark cases, shared by the pytest-benchmark suite and ``report.py``.
+
+Each :class:`Loss` says how to make inputs, what a straightforward NumPy forward + gradient looks
+like (what a user would write), which options lossk and PyTorch get, and how many bytes the
+lossk calls must move at the least (the "floor" traffic). A :class:`Case` is one loss at one
+shape and dtype; :data:`VARIANTS` are the ways of computing it that are timed side by side:
+lossk's fused call (reusing the gradient buffer through ``out=``, or allocating it), its
+loss-only and gradient-only calls, the NumPy reference, and PyTorch forward + backward and
+forward only (when PyTorch is installed).
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+import lossk
+
+try:
+    import torch
+    import torch.nn.functional as torch_F
+except ImportError:  # PyTorch is optional: its variants are skipped
+    torch = torch_F = None
+
+DTYPES = ("float32", "float64")
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+def _uniform(rng, shape, dtype, low, high):
+    a = rng.random(shape, dtype=dtype)
+    a *= high - low
+    a += low
+    return a
+
+
+def regression(rng, shape, dtype):
+    return rng.standard_normal(shape, dtype=dtype), rng.standard_normal(shape, dtype=dtype)
+
+
+def probabilities(rng, shape, dtype):
+    """BCE: probabilities strictly inside (0, 1), soft targets in [0, 1)."""
+    return _uniform(rng, shape, dtype, 0.02, 0.98), rng.random(shape, dtype=dtype)
+
+
+def logits_and_probabilities(rng, shape, dtype):
+    x = rng.standard_normal(shape, dtype=dtype)
+    x *= 3
+    return x, rng.random(shape, dtype=dtype)
+
+
+def log_probs_and_probs(rng, shape, dtype):
+    """kl_div: log-probabilities in [log 0.01, 0), target probabilities with a quarter exact zeros."""
+    x = np.log(_uniform(rng, shape, dtype, 0.01, 1.0))
+    t = rng.random(shape, dtype=dtype)
+    t[rng.random(shape, dtype=np.float32) < 0.25] = 0
+    return x, t
+
+
+def logits_and_classes(rng, shape, dtype):
+    """(N, C, d1, ...) logits and int64 class indices shaped (N, d1, ...)."""
+    x = rng.standard_normal(shape, dtype=dtype)
+    x *= 2
+    return x, rng.integers(0, shape[1], (shape[0],) + tuple(shape[2:]), dtype=np.int64)
+
+
+def log_probs_and_classes(rng, shape, dtype):
+    x, t = logits_and_classes(rng, shape, dtype)
+    return np.log(_uniform(rng, shape, dtype, 0.01, 1.0)), t
+
+
+# --- straightforward NumPy forward + gradient (reduction "mean"; kl_div "batchmean") -------------
+
+def np_l1(x, t):
+    d = x - t
+    return np.mean(np.abs(d)), np.sign(d) / d.size
+
+
+def np_mse(x, t):
+    d = x - t
+    return np.mean(d * d), d * (2 / d.size)
+
+
+def np_smooth_l1(x, t, beta=1.0):
+    d = x - t
+    ad = np.abs(d)
+    small = ad < beta
+    loss = np.mean(np.where(small, 0.5 * d * d / beta, ad - 0.5 * beta))
+    return loss, np.where(small, d / beta, np.sign(d)) / d.size
+
+
+def np_huber(x, t, delta=1.0):
+    d = x - t
+    ad = np.abs(d)
+    loss = np.mean(np.where(ad < delta, 0.5 * d * d, delta * (ad - 0.5 * delta)))
+    return loss, np.clip(d, -delta, delta) / d.size
+
+
+def np_bce(x, t):
+    log_x = np.maximum(np.log(x), -100)
+    log_1mx = np.maximum(np.log1p(-x), -100)
+    loss = -np.mean(t * log_x + (1 - t) * log_1mx)
+    return loss, (x - t) / np.maximum(x * (1 - x), 1e-12) / x.size
+
+
+def np_bce_with_logits(x, t):
+    loss = np.mean(np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x))))
+    return loss, (1 / (1 + np.exp(-x)) - t) / x.size
+
+
+def np_kl_div(x, t):
+    n = x.shape[0]  # "batchmean"
+    return np.sum(t * (np.log(np.where(t > 0, t, 1)) - x)) / n, -t / n
+
+
+def np_cross_entropy(x, t):
+    n = x.shape[0]
+    rows = np.arange(n)
+    m = x.max(axis=1, keepdims=True)
+    e = np.exp(x - m)
+    s = e.sum(axis=1, keepdims=True)
+    loss = np.mean(np.log(s[:, 0]) + m[:, 0] - x[rows, t])
+    grad = e / s
+    grad[rows, t] -= 1
+    grad /= n
+    return loss, grad
+
+
+def np_nll(x, t):
+    count = t.size
+    loss = -np.take_along_axis(x, t[:, None], axis=1).sum() / count
+    grad = np.zeros_like(x)
+    np.put_along_axis(grad, t[:, None], -1 / count, axis=1)
+    return loss, grad
+
+
+# --- floor traffic: bytes the lossk calls must read + write at the least -------------------------
+
+def elementwise_traffic(x, t):
+    """Read input and target, write the gradient (the loss alone only reads)."""
+    return {"loss": x.nbytes + t.nbytes, "grad": 2 * x.nbytes + t.nbytes, "both": 2 * x.nbytes + t.nbytes}
+
+
+def cross_entropy_traffic(x, t):
+    """Read the logits once and the targets, write the gradient."""
+    return {"loss": x.nbytes + t.nbytes, "grad": 2 * x.nbytes + t.nbytes, "both": 2 * x.nbytes + t.nbytes}
+
+
+def nll_traffic(x, t):
+    """Read the targets and the one input value each picks, write the (mostly zero) gradient.
+
+    The gathered reads are counted at their own size; the hardware fetches whole cache lines, so
+    the loss-only floor is optimistic (for (8, 21, 256, 256) about half of the input's lines hold
+    a picked value)."""
+    gathered = t.size * x.itemsize
+    return {"loss": t.nbytes + gathered, "grad": x.nbytes + t.nbytes, "both": x.nbytes + t.nbytes + gathered}
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, eq=False)
+class Loss:
+    name: str                       # the lossk and torch.nn.functional name
+    make: Callable                  # (rng, shape, dtype) -> (input, target)
+    reference: Callable             # NumPy (input, target) -> (loss, grad)
+    traffic: Callable               # (input, target) -> {"loss"|"grad"|"both": floor bytes}
+    shapes: dict                    # size tag -> (shape, smoke shape)
+    torch_target: float             # the issue's target speed-up over PyTorch forward + backward
+    options: dict = field(default_factory=dict)     # keyword options for lossk and PyTorch alike
+
+
+ELEMENTWISE_SHAPES = {"large": ((2 ** 14, 2 ** 10), (64, 64)), "medium": ((2 ** 8, 2 ** 8), (16, 16))}
+CROSS_ENTROPY_SHAPES = {"large": ((8192, 1000), (64, 100)), "small": ((64, 10), (64, 10))}
+NLL_SHAPES = {"large": ((8, 21, 256, 256), (2, 21, 8, 8)), "large 2d": ((8192, 1000), (64, 100))}
+
+
+def _elementwise(name, make, reference, **options):
+    return Loss(name, make, reference, elementwise_traffic, ELEMENTWISE_SHAPES, 2.0, options)
+
+
+LOSSES = {loss.name: loss for loss in [
+    _elementwise("l1_loss", regression, np_l1),
+    _elementwise("mse_loss", regression, np_mse),
+    _elementwise("smooth_l1_loss", regression, np_smooth_l1, beta=1.0),
+    _elementwise("huber_loss", regression, np_huber, delta=1.0),
+    _elementwise("binary_cross_entropy", probabilities, np_bce),
+    _elementwise("binary_cross_entropy_with_logits", logits_and_probabilities, np_bce_with_logits),
+    _elementwise("kl_div", log_probs_and_probs, np_kl_div, reduction="batchmean"),
+    Loss("cross_entropy", logits_and_classes, np_cross_entropy, cross_entropy_traffic, CROSS_ENTROPY_SHAPES, 4.0),
+    Loss("nll_loss", log_probs_and_classes, np_nll, nll_traffic, NLL_SHAPES, 3.0),
+]}
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    loss: Loss
+    size: str                       # size tag ("large", "medium", ...)
+    shape: tuple
+    dtype: str
+
+    @property
+    def name(self):
+        return self.loss.name
+
+    @property
+    def id(self):
+        return f"{self.name}-{self.size.replace(' ', '')}-{self.dtype}"
+
+    def __repr__(self):
+        return self.id
+
+    def inputs(self, seed=0):
+        return self.loss.make(np.random.default_rng(seed), self.shape, np.dtype(self.dtype))
+
+    def floor_bytes(self, x, t):
+        return self.loss.traffic(x, t)
+
+
+def cases(smoke=False, sizes=None, dtypes=DTYPES, names=None):
+    """Every (loss, size, dtype) case, in table order; smoke: the tiny shapes."""
+    return [Case(loss, size, shapes[1] if smoke else shapes[0], dtype)
+            for loss in LOSSES.values() if names is None or loss.name in names
+            for size, shapes in loss.shapes.items() if sizes is None or size in sizes
+            for dtype in dtypes]
+
+
+def case_of(name, shape, dtype="float32", size="custom"):
+    """An ad-hoc case (e.g. for the scaling sweep)."""
+    return Case(LOSSES[name], size, tuple(shape), dtype)
+
+
+# --- the variants timed for each case --------------------------------------------------------------
+
+def _lossk(suffix, reuse_out):
+    def build(case, x, t):
+        fn = getattr(lossk, case.name + suffix)
+        opts = dict(case.loss.options)
+        if reuse_out:
+            opts["out"] = np.empty_like(x)
+        return lambda: fn(x, t, **opts)
+    return build
+
+
+def _numpy(case, x, t):
+    return lambda: case.loss.reference(x, t)
+
+
+def _torch(backward):
+    def build(case, x, t):
+        if torch is None:
+            return None
+        fn, opts, target = getattr(torch_F, case.name), case.loss.options, torch.from_numpy(t)
+        if not backward:
+            return lambda: fn(torch.from_numpy(x), target, **opts)
+
+        def forward_backward():
+            xt = torch.from_numpy(x).requires_grad_()
+            loss = fn(xt, target, **opts)
+            loss.backward()
+            return loss, xt.grad
+        return forward_backward
+    return build
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str
+    label: str
+    build: Callable                 # (case, input, target) -> zero-argument callable, or None if unavailable
+    floor: Optional[str] = None     # which floor traffic applies ("both", "loss", "grad"); None: not lossk
+
+
+VARIANTS = [
+    Variant("fused_out", "lossk fused, out=", _lossk("_with_grad", True), "both"),
+    Variant("fused_alloc", "lossk fused, alloc", _lossk("_with_grad", False), "both"),
+    Variant("loss", "lossk loss only", _lossk("", False), "loss"),
+    Variant("grad", "lossk grad only, out=", _lossk("_grad", True), "grad"),
+    Variant("numpy", "NumPy fwd+grad", _numpy),
+    Variant("torch", "PyTorch fwd+bwd", _torch(backward=True)),
+    Variant("torch_fwd", "PyTorch fwd", _torch(backward=False)),
+]
+VARIANT = {v.key: v for v in VARIANTS}
+
+
+def set_threads(n):
+    """The same thread count for lossk and PyTorch (NumPy's elementwise code is single-threaded)."""
+    lossk.set_num_threads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
+def to_numpy(result):
+    """(loss, grad) of any variant's result as (float, ndarray) (a lone loss or grad is returned as is)."""
+    if isinstance(result, tuple):
+        return tuple(to_numpy(r) for r in result)
+    if torch is not None and isinstance(result, torch.Tensor):
+        result = result.detach().numpy()
+    return float(result) if np.ndim(result) == 0 else np.asarray(result)

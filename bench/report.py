@@ -1,0 +1,334 @@
+"""Benchmark report: lossk against NumPy and PyTorch and against the memory-bandwidth floor.
+
+    python bench/report.py                 # full run (a quarter of an hour or so)
+    python bench/report.py --quick         # fewer repetitions and sizes (a few minutes)
+    python bench/report.py --cases cross_entropy --threads 1 --markdown out.md --png out.png
+
+Prints markdown: a header naming the machine and the copy bandwidths measured in this run, a
+table of median times of every case (the cases of bench/cases.py, shared with the pytest suite),
+each lossk form's ratio to its floor, the small-input (64, 10) cross-entropy call in µs, a
+scaling sweep (1e4 to 1e8 elements, 1 and 2 threads) and the issue's targets that this run met or
+missed. Every number of one report comes from the same run: quote ratios, not lone times.
+"""
+import argparse
+import datetime
+import gc
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+
+import cases
+import measure
+
+MAIN_SIZES = {"full": ("large", "large 2d", "medium"), "quick": ("large", "large 2d")}
+SMALL_CASE = ("cross_entropy", (64, 10))
+SCALING_LOSSES = {"mse_loss": lambda n: (n,), "cross_entropy": lambda n: (n // 1000, 1000)}
+SCALING_SIZES = (10 ** 4, 10 ** 5, 10 ** 6, 10 ** 7, 10 ** 8)
+TARGETS = {"fused_out": 1.25, "fused_alloc": 1.75, "small_us": 5.0}   # the issue's targets
+
+
+@dataclass
+class Settings:
+    budget: float       # seconds of samples per timing (after the warm-up)
+    min_reps: int
+    max_reps: int
+
+    def time(self, fn, **kw):
+        return measure.time_call(fn, budget=self.budget, min_reps=self.min_reps, max_reps=self.max_reps, **kw)
+
+
+FULL = Settings(budget=3.0, min_reps=5, max_reps=25)
+QUICK = Settings(budget=1.0, min_reps=3, max_reps=9)
+
+
+@dataclass
+class Row:
+    case: cases.Case
+    floor: dict                                   # "loss" | "grad" | "both" -> bytes
+    times: dict = field(default_factory=dict)     # variant key -> Timing (absent: not available)
+
+    def ms(self, key):
+        return self.times[key].median * 1e3 if key in self.times else None
+
+    def speedup(self, key):
+        """How many times faster lossk's fused call (out=) is than variant `key`."""
+        return self.times[key].median / self.times["fused_out"].median if key in self.times else None
+
+    def floor_ratio(self, key, bandwidth, best=False):
+        timing = self.times[key]
+        return (timing.best if best else timing.median) / (self.floor[cases.VARIANT[key].floor] / bandwidth)
+
+
+def progress(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def measure_case(case, settings, variants=cases.VARIANTS, **kw):
+    x, t = case.inputs()
+    row = Row(case, case.floor_bytes(x, t))
+    for variant in variants:
+        fn = variant.build(case, x, t)
+        if fn is not None:
+            row.times[variant.key] = settings.time(fn, **kw)
+            del fn
+            gc.collect()
+    return row
+
+
+# --- formatting ------------------------------------------------------------------------------------
+
+def num(v, digits=3):
+    """`digits` significant digits, no exponent; "–" for a missing value."""
+    if v is None:
+        return "–"
+    if v == 0 or not math.isfinite(v):
+        return str(v)
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(v))))
+    return f"{v:.{decimals}f}"
+
+
+def times(v):
+    return "–" if v is None else f"{v:.1f}×" if v < 100 else f"{v:.0f}×"
+
+
+def shape_str(shape):
+    n = math.prod(shape)
+    count = f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)
+    return f"{'×'.join(map(str, shape))} ({count})"
+
+
+def table(header, rows, text_columns=3):
+    """A markdown table, the columns after the first `text_columns` right-aligned."""
+    align = ["---" if i < text_columns else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# --- sections --------------------------------------------------------------------------------------
+
+def header_section(args, bandwidths, loads, settings):
+    start2, end2, one = bandwidths["2 start"], bandwidths["2 end"], bandwidths["1"]
+    lines = ["# lossk benchmark report", "",
+             f"Measured {datetime.datetime.now():%Y-%m-%d %H:%M} with `python bench/report.py "
+             f"{' '.join(sys.argv[1:])}`.", ""]
+    lines += [f"- **{label}**: {value}" for label, value in measure.machine()]
+    lines += [
+        f"- **Threads**: lossk {args.threads} (OpenMP, `lossk.set_num_threads`)"
+        + (f", PyTorch {args.threads} (`torch.set_num_threads`)" if cases.torch is not None else "")
+        + "; NumPy single-threaded (its ufuncs and reductions are).",
+        "- **Copy bandwidth** (bytes read + written per second; `np.copyto` of a 256 MiB float64 array into "
+        "another, median of 11 copies after a warm-up): two threads, each copying one half concurrently "
+        f"(NumPy releases the GIL; glibc's memcpy uses streaming stores): **{start2 / 1e9:.1f} GB/s** at the "
+        f"start of the run, **{end2 / 1e9:.1f} GB/s** after the tables (before the scaling sweep); one thread: {one / 1e9:.1f} GB/s.",
+        f"- **Floor**: the bytes a call must move at the least, divided by the higher two-thread copy bandwidth "
+        f"({max(start2, end2) / 1e9:.1f} GB/s). Fused and grad-only calls: elementwise losses read input and "
+        "target and write the gradient (3 arrays); cross_entropy reads the logits and int64 targets and writes "
+        "the gradient; nll_loss reads the targets and the input value each picks and writes the gradient "
+        "(grad-only: no input reads). Loss-only calls: the reads alone.",
+        "- **Inputs** (bench/cases.py): reduction \"mean\" (kl_div: \"batchmean\"), default options, float "
+        "targets shaped like the input, int64 class indices for cross_entropy and nll_loss; NumPy is a "
+        "straightforward vectorised forward + gradient, as a user would write it.",
+        f"- **Timing**: median seconds per call after a warm-up call; {settings.min_reps}–{settings.max_reps} "
+        f"samples within ~{settings.budget:g} s per timing (fewer for slow PyTorch and NumPy cases); calls "
+        "under 2 ms are repeated within a sample. lossk's fused call reuses its gradient buffer (`out=`) "
+        "unless marked alloc; grad-only uses `out=`; PyTorch forward+backward wraps the NumPy arrays with "
+        "`torch.from_numpy`, sets `requires_grad` and calls `F.NAME(...).backward()`; speed-ups are "
+        "those times over lossk fused (`out=`).",
+    ]
+    if None not in loads:
+        cores = os.cpu_count() or 1
+        busy = max(loads) > 0.5 * cores
+        lines.append(f"- **Load average** (1 min) at the start / end of the run: {loads[0]:.1f} / {loads[1]:.1f} on "
+                     f"{cores} cores" + (": **other work competed for the cores during this run**; an OpenMP team "
+                                         "waits for its descheduled threads, so multi-threaded times (lossk's, "
+                                         "PyTorch's) suffer most and come in scheduler-tick steps." if busy else "."))
+    lines.append("- The machine may be shared with other work: expect noise of tens of percent between runs.")
+    return "\n".join(lines)
+
+
+def main_section(rows, bandwidth):
+    t_header = ["case", "dtype", "size", "lossk fused out= (ms)", "lossk fused alloc (ms)", "lossk loss-only (ms)",
+                "lossk grad-only (ms)", "NumPy fwd+grad (ms)", "PyTorch fwd+bwd (ms)", "PyTorch fwd (ms)",
+                "vs NumPy", "vs PyTorch", "floor (ms)", "fused out= / floor"]
+    t_rows = [[r.case.name, r.case.dtype, shape_str(r.case.shape),
+               *(num(r.ms(k)) for k in ("fused_out", "fused_alloc", "loss", "grad", "numpy", "torch", "torch_fwd")),
+               times(r.speedup("numpy")), times(r.speedup("torch")),
+               num(r.floor["both"] / bandwidth * 1e3), num(r.floor_ratio("fused_out", bandwidth), 3)]
+              for r in rows]
+    f_header = ["case", "dtype", "size", "floor traffic (MB)", "fused out=", "fused alloc", "loss-only",
+                "grad-only", "fused out=, best sample"]
+    f_rows = [[r.case.name, r.case.dtype, shape_str(r.case.shape), num(r.floor["both"] / 1e6),
+               *(num(r.floor_ratio(k, bandwidth)) for k in ("fused_out", "fused_alloc", "loss", "grad")),
+               num(r.floor_ratio("fused_out", bandwidth, best=True))]
+              for r in rows]
+    return "\n\n".join([
+        "## Large inputs: median times", table(t_header, t_rows),
+        "## Ratio to the floor (each lossk form's median against its own floor; 1.00 = copy speed)",
+        "A ratio below 1 means other work slowed the copy measurement more than it slowed that call.",
+        table(f_header, f_rows)])
+
+
+def small_section(settings):
+    name, shape = SMALL_CASE
+    case = cases.case_of(name, shape, "float32", "small")
+    row = measure_case(case, settings, min_sample=0.02)
+    base = row.times["fused_out"].median
+    lines = [f"## Small input: {name} on {shape_str(shape)} float32 logits",
+             "",
+             f"timeit-style: each sample repeats the call for ≥ 20 ms, median of {settings.min_reps}–"
+             f"{settings.max_reps} samples; the issue's target for lossk's fused call is ≤ {TARGETS['small_us']:g} µs.",
+             "",
+             table(["call", "µs per call", "× lossk fused out="],
+                   [[v.label, num(row.times[v.key].median * 1e6), num(row.times[v.key].median / base)]
+                    for v in cases.VARIANTS if v.key in row.times], text_columns=1)]
+    return "\n".join(lines), row
+
+
+def scaling_cases(selector):
+    return [cases.case_of(name, shape_of(n), "float32", "scaling")
+            for name, shape_of in SCALING_LOSSES.items() for n in SCALING_SIZES
+            if selector in f"{name}-scaling-float32"]
+
+
+def scaling_section(settings, threads, bandwidth, selected):
+    """lossk's fused call (out=) at growing sizes, with 1 and `threads` threads."""
+    fused = cases.VARIANT["fused_out"]
+    rows = []
+    for case in selected:
+        progress(f"scaling {case.name} {case.shape} ...")
+        x, t = case.inputs()
+        fn = fused.build(case, x, t)
+        timings = {}
+        for nthreads in sorted({1, threads}):
+            cases.set_threads(nthreads)
+            timings[nthreads] = settings.time(fn).median
+        cases.set_threads(threads)
+        floor = case.floor_bytes(x, t)["both"] / bandwidth
+        del x, t, fn
+        gc.collect()
+        one, many, n = timings[1], timings[threads], math.prod(case.shape)
+        rows.append([case.name, shape_str(case.shape), num(one * 1e3), num(many * 1e3), num(one / many),
+                     num(many / n * 1e9), num(many / floor)])
+    return "\n\n".join([
+        f"## Scaling: lossk fused (out=), float32, 1 and {threads} threads",
+        table(["loss", "size", "1 thread (ms)", f"{threads} threads (ms)", "speed-up",
+               f"ns per element ({threads} threads)", f"{threads} threads / floor"], rows, text_columns=2)])
+
+
+def targets_section(rows, small_row, bandwidth):
+    """The issue's targets, checked against this run (noisy: a miss by a few percent may be noise)."""
+    checks = []
+    for r in rows:
+        if r.case.size not in ("large", "large 2d"):
+            continue
+        what = f"{r.case.name} {r.case.dtype} {shape_str(r.case.shape)}"
+        keys = ("fused_out", "fused_alloc") if r.case.dtype == "float32" else ("fused_out",)
+        for key in keys:
+            ratio = r.floor_ratio(key, bandwidth)
+            checks.append((ratio <= TARGETS[key], f"{what}: {cases.VARIANT[key].label} at {ratio:.2f}× the floor "
+                                                  f"(target ≤ {TARGETS[key]:g}×)"))
+        if r.case.dtype == "float32":
+            for key, want, who in (("torch", r.case.loss.torch_target, "PyTorch fwd+bwd"), ("numpy", 1.0, "NumPy")):
+                s = r.speedup(key)
+                if s is not None:
+                    checks.append((s >= want, f"{what}: speed-up over {who} {s:.2f}× (target ≥ {want:g}×)"))
+    if small_row is not None:
+        us = small_row.times["fused_out"].median * 1e6
+        checks.append((us <= TARGETS["small_us"], f"cross_entropy (64, 10) fused call {us:.2f} µs "
+                                                  f"(target ≤ {TARGETS['small_us']:g} µs)"))
+    if not checks:
+        return ""
+    missed = [text for ok, text in checks if not ok]
+    lines = [f"## The issue's targets: {len(checks) - len(missed)} of {len(checks)} met in this run", ""]
+    lines += [f"- missed: {text}" for text in missed] or ["- all met"]
+    return "\n".join(lines)
+
+
+def write_png(rows, bandwidth, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        progress(f"--png {path}: matplotlib is not installed, no chart written (pip install matplotlib)")
+        return
+    series = [("fused_out", "lossk fused (out=)"), ("numpy", "NumPy fwd+grad"), ("torch", "PyTorch fwd+bwd")]
+    labels = [f"{r.case.name}\n{r.case.dtype} {shape_str(r.case.shape)}" for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) * len(series) / 2 + 1.5))
+    height = 0.8 / len(series)
+    for i, (key, label) in enumerate(series):
+        values = [r.times[key].median / (r.floor["both"] / bandwidth) if key in r.times else 0 for r in rows]
+        ax.barh([j + i * height for j in range(len(rows))], values, height, label=label)
+    ax.axvline(1, color="black", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yticks([j + height * (len(series) - 1) / 2 for j in range(len(rows))], labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"time / bandwidth floor (floor: fused traffic at {bandwidth / 1e9:.1f} GB/s; lower is better)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(series), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    progress(f"chart written to {path}")
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, large sizes only")
+    p.add_argument("--threads", type=int, default=2, help="lossk and PyTorch threads (default 2)")
+    p.add_argument("--cases", metavar="SUBSTR", default="",
+                   help="only cases whose id contains SUBSTR: ids are NAME-SIZE-DTYPE, e.g. mse_loss-large-float32,\n"
+                        "cross_entropy-small-float32 (the small-input section), mse_loss-scaling-float32")
+    p.add_argument("--no-scaling", action="store_true", help="skip the 1e4..1e8 scaling sweep")
+    p.add_argument("--markdown", metavar="FILE", help="also write the report to FILE")
+    p.add_argument("--png", metavar="FILE", help="also draw the times against the floor (needs matplotlib)")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    settings = QUICK if args.quick else FULL
+    cases.set_threads(args.threads)
+
+    progress("copy bandwidth ...")
+    loads = [measure.load_average()]
+    bandwidths = {"1": measure.copy_bandwidth(1), "2 start": measure.copy_bandwidth(2)}
+
+    selected = [c for c in cases.cases(sizes=MAIN_SIZES["quick" if args.quick else "full"])
+                if args.cases in c.id]
+    rows = []
+    for case in selected:
+        progress(f"{case.id} {case.shape} ...")
+        rows.append(measure_case(case, settings))
+        gc.collect()
+
+    small_row = small_md = None
+    if args.cases in f"{SMALL_CASE[0]}-small-float32":
+        progress("small input ...")
+        small_md, small_row = small_section(settings)
+
+    bandwidths["2 end"] = measure.copy_bandwidth(2)
+    bandwidth = max(bandwidths["2 start"], bandwidths["2 end"])
+    scaling_md = None
+    scaling = [] if args.no_scaling else scaling_cases(args.cases)
+    if scaling:
+        scaling_md = scaling_section(settings, args.threads, bandwidth, scaling)
+
+    loads.append(measure.load_average())
+    parts = [header_section(args, bandwidths, loads, settings)]
+    if rows:
+        parts.append(main_section(rows, bandwidth))
+    parts += [p for p in (small_md, scaling_md, targets_section(rows, small_row, bandwidth)) if p]
+    text = "\n\n".join(parts) + "\n"
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as f:
+            f.write(text)
+    if args.png and rows:
+        write_png(rows, bandwidth, args.png)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""pytest-benchmark suite: every loss's lossk forms against NumPy and PyTorch, grouped per case.
+
+    pytest bench/                          # time everything (minutes)
+    pytest bench/ -k "cross_entropy and float32"
+    pytest bench/ --smoke -q               # tiny sizes, two rounds: does it still run? (CI)
+    pytest bench/ --benchmark-disable      # each benchmark called once, untimed
+
+Each group (one case: loss, size, dtype) lists lossk's fused call (with ``out=`` and allocating),
+its loss-only and grad-only calls, the NumPy reference, PyTorch forward+backward and forward only.
+The lossk benchmarks record their floor (bytes and milliseconds at the session's measured copy
+bandwidth) in ``extra_info``. ``python bench/report.py`` prints the same comparison as a table.
+"""
+import numpy as np
+import pytest
+
+import cases
+import measure
+
+_inputs = {}
+
+
+def inputs(case):
+    """The case's (input, target), made once while its variants run (one case kept at a time)."""
+    if case.id not in _inputs:
+        _inputs.clear()
+        _inputs[case.id] = case.inputs()
+    return _inputs[case.id]
+
+
+def run(benchmark, fn, smoke):
+    if smoke:
+        return benchmark.pedantic(fn, rounds=2, iterations=1, warmup_rounds=1)
+    return benchmark(fn)
+
+
+def test_loss(benchmark, case, variant, smoke, copy_bandwidth):
+    x, t = inputs(case)
+    fn = variant.build(case, x, t)
+    if fn is None:
+        pytest.skip("PyTorch is not installed")
+    benchmark.group = case.id
+    benchmark.name = variant.key
+    benchmark.extra_info.update(case=case.id, variant=variant.label, shape=list(case.shape), dtype=case.dtype)
+    if variant.floor is not None:
+        floor = case.floor_bytes(x, t)[variant.floor]
+        benchmark.extra_info.update(floor_bytes=floor, floor_ms=floor / copy_bandwidth * 1e3)
+    run(benchmark, fn, smoke)
+
+
+def test_copy_bandwidth(benchmark, smoke):
+    """The floor's yardstick: NumPy copies by two threads (extra_info: GB/s of the last round)."""
+    nbytes = (8 if smoke else 256) * measure.MiB
+    benchmark.group = "copy bandwidth"
+    benchmark.extra_info["GB/s"] = run(benchmark, lambda: measure.copy_bandwidth(2, nbytes, reps=3), smoke) / 1e9
+
+
+@pytest.mark.parametrize("loss", list(cases.LOSSES.values()), ids=lambda loss: loss.name)
+@pytest.mark.parametrize("dtype", cases.DTYPES)
+def test_variants_agree(loss, dtype):
+    """What is timed side by side computes the same thing (tiny shapes, whatever the mode)."""
+    case = cases.Case(loss, "smoke", next(iter(loss.shapes.values()))[1], dtype)
+    x, t = case.inputs(seed=1)
+    want_loss, want_grad = cases.to_numpy(cases.VARIANT["numpy"].build(case, x, t)())
+    rtol = 2e-4 if dtype == "float32" else 1e-9
+    for variant in cases.VARIANTS:
+        fn = variant.build(case, x, t)
+        if fn is None or variant.key == "numpy":
+            continue
+        got = cases.to_numpy(fn())
+        if variant.key in ("fused_out", "fused_alloc", "torch"):
+            got_loss, got_grad = got
+        elif variant.key == "grad":
+            got_loss, got_grad = want_loss, got
+        else:
+            got_loss, got_grad = got, want_grad
+        np.testing.assert_allclose(got_loss, want_loss, rtol=rtol, err_msg=variant.label)
+        np.testing.assert_allclose(got_grad, want_grad, rtol=rtol, atol=rtol * np.abs(want_grad).max(),
+                                   err_msg=variant.label)
