@@ -127,21 +127,28 @@ cdef object _float_input(object input, str name="input"):
     return <cnp.ndarray>input
 
 
+cdef object _native_c(object a):
+    """a itself when C-contiguous in native byte order, else such a copy (0-d stays 0-d)."""
+    if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a):
+        return a
+    return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
+
+
 cdef object _like(object a, object input, str name):
     """a as a C-contiguous array of input's dtype; a must be a real floating array (or scalar)."""
     arr = a if isinstance(a, np.ndarray) else np.asarray(a)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name}: expected a floating-point array, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=input.dtype)
+    return np.asarray(arr, dtype=input.dtype, order="C")
 
 
 cdef object _same_dtype(object a, object input, str name):
-    """a as a C-contiguous array; it must be an ndarray of exactly input's dtype."""
+    """a as a C-contiguous array; it must be an ndarray of input's dtype (any byte order)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
-    if a.dtype != input.dtype:
+    if cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.PyArray_TYPE(<cnp.ndarray>input):
         raise TypeError(f"{name}: expected dtype {input.dtype} like input, got {a.dtype}")
-    return np.ascontiguousarray(a)
+    return _native_c(a)
 
 
 cdef int _reduction(object reduction, dict allowed) except -1:
@@ -197,7 +204,8 @@ cdef object _grad_output(object grad_output, object input, tuple loss_shape, bin
                          double *scale):
     """grad_output as a contiguous array shaped like the loss (reduction "none"), or None with
     the scalar in *scale."""
-    if isinstance(grad_output, (float, int)) and not isinstance(grad_output, bool):
+    if isinstance(grad_output, (float, int, np.floating, np.integer)) \
+            and not isinstance(grad_output, (bool, np.bool_)):
         scale[0] = grad_output
         return None
     if isinstance(grad_output, np.ndarray) and grad_output.ndim == 0 and grad_output.dtype.kind in "fiu":
@@ -243,12 +251,11 @@ cdef inline void *_ptr(object a):
 def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, weight=None, pos_weight=None,
                 grad_output=1.0, int mode=LOSS, out=None):
     """Loss and/or gradient of an elementwise loss; checks every argument first."""
-    x = _float_input(input)
+    x = _native_c(_float_input(input))
     y = _same_dtype(target, x, "target")
     if y.shape != x.shape:
         raise ValueError(f"target: expected shape {x.shape} like input, got {y.shape}")
     cdef int red = _reduction(reduction, KL_REDUCTIONS if kind == KL_DIV else REDUCTIONS)
-    x = np.ascontiguousarray(x)
     cdef int64_t wp = 0, pwp = 0
     w = _periodic(weight, x, "weight", &wp)
     pw = None
@@ -352,7 +359,7 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
     loss_shape = () if unbatched else (x.shape[0],) + x.shape[2:]
     if C == 0:
         raise ValueError(f"input: the class dimension is empty (shape {x.shape})")
-    x = np.ascontiguousarray(x)
+    x = _native_c(x)
 
     tarr = target if isinstance(target, np.ndarray) else np.asarray(target)
     soft = tarr.dtype.kind == "f"
@@ -424,6 +431,9 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
     with nogil:
         err = fn(&a)
     if err != LOSSK_OK:
-        _raise(err, "target", t.reshape(loss_shape), a.bad_index,
+        _raise(err, "target", None if t is None else t.reshape(loss_shape), a.bad_index,
                f"class indices must be in [0, {C}) or equal ignore_index ({ignore_index})")
     return _result(mode, red == 0, loss, grad)
+
+
+include "_layers.pxi"

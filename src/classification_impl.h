@@ -212,6 +212,16 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
                 gr[t[j] * GS + j] -= g[j] * wt[j];
 }
 
+/* The reduced loss: the block sums added in order, over divisor. A weighted mean whose total weight
+ * is 0 is nan even when label smoothing makes the sum nonzero: PyTorch's NLL term is then 0/0. */
+static T FN(reduced_loss)(const double *partial, double divisor, int mean_by_weight)
+{
+    double total = 0;
+    for (int b = 0; b < LOSSK_BLOCKS; b++)
+        total += partial[b];
+    return mean_by_weight && divisor == 0 ? (T)NAN : (T)(total / divisor);
+}
+
 /* The gradient factor of position i: grad_output (or grad_scale), divided by the total weight
  * for a weighted mean; 0 at ignored positions. */
 LOSSK_INLINE T FN(gfactor)(const lossk_class_args *a, int64_t i, int ignored, T scale)
@@ -225,7 +235,7 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
 {
     const int64_t N = a->n, C = a->c, S = a->s, np = N * S;
     const int reduce = a->reduction == LOSSK_REDUCTION_SUM;
-    if (N < 0 || C <= 0 || S <= 0 || (np > 0 && !a->input) || (!a->loss && !a->grad)
+    if (N < 0 || C <= 0 || S < 0 || (np > 0 && !a->input) || (!a->loss && !a->grad)
         || (soft ? !a->target_prob : !a->target) || a->label_smoothing < 0 || a->label_smoothing > 1
         || (a->reduction != LOSSK_REDUCTION_NONE && !reduce))
         return LOSSK_ERR_ARGUMENT;
@@ -265,7 +275,7 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
             if (S == 1) {
                 const int ignored = !soft && t[i] == a->ignore_index;
                 const T g = FN(gfactor)(a, i, ignored, scale);
-                double l = FN(ce_row)(&k, C, x + i * C, ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
+                double l = FN(ce_row)(&k, C, x + i * C, soft || ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
                                       stream ? scratch : grad ? grad + i * C : NULL);
                 if (stream)
                     STREAM(grad + i * C, scratch, C);
@@ -300,12 +310,8 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
         if (stream)
             lossk_stream_fence();
     }
-    if (reduce && loss) {
-        double total = 0;
-        for (int b = 0; b < LOSSK_BLOCKS; b++)
-            total += partial[b];
-        *loss = (T)(total / divisor);
-    }
+    if (reduce && loss)
+        *loss = FN(reduced_loss)(partial, divisor, a->mean_by_weight);
     return LOSSK_OK;
 }
 
@@ -324,7 +330,7 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
 {
     const int64_t N = a->n, C = a->c, S = a->s, np = N * S;
     const int reduce = a->reduction == LOSSK_REDUCTION_SUM;
-    if (N < 0 || C <= 0 || S <= 0 || (np > 0 && (!a->input || !a->target)) || (!a->loss && !a->grad)
+    if (N < 0 || C <= 0 || S < 0 || (np > 0 && (!a->input || !a->target)) || (!a->loss && !a->grad)
         || (a->reduction != LOSSK_REDUCTION_NONE && !reduce))
         return LOSSK_ERR_ARGUMENT;
     double total_weight;
@@ -391,12 +397,8 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
         }
         partial[b] = acc;
     }
-    if (reduce && loss) {
-        double total = 0;
-        for (int b = 0; b < LOSSK_BLOCKS; b++)
-            total += partial[b];
-        *loss = (T)(total / divisor);
-    }
+    if (reduce && loss)
+        *loss = FN(reduced_loss)(partial, divisor, a->mean_by_weight);
     return LOSSK_OK;
 }
 

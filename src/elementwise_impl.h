@@ -51,7 +51,7 @@ LOSSK_INLINE T FN(binary_cross_entropy_point)(T x, T y, T pw, T p, T *d) /* x in
     log_x = log_x < -100 ? (T)-100 : log_x;
     log_1mx = log_1mx < -100 ? (T)-100 : log_1mx;
     T den = (1 - x) * x;
-    *d = (x - y) / (den < (T)1e-12 ? (T)1e-12 : den);
+    *d = (x - y) / (den < (T)1e-12f ? (T)1e-12f : den); /* PyTorch's EPSILON is a float, also for double */
     return (y - 1) * log_1mx - y * log_x;
 }
 

@@ -6,24 +6,33 @@
 #ifdef _OPENMP
 #include <omp.h>
 #define THREAD_ID() omp_get_thread_num()
+#define NUM_THREADS() omp_get_num_threads()
 #else
 #define THREAD_ID() 0
+#define NUM_THREADS() 1
 #endif
 
 /* GEMM register tile: MR rows by NV vectors of VBYTES, as many accumulators as the register file
  * holds with room for the NV operands and a broadcast (32 zmm; 16 ymm or xmm). */
+/* The dot-product GEMM (gemm_nt) keeps an NT_MR x NT_NR tile of vector accumulators. */
 #if defined(__AVX512F__)
 #define VBYTES 64
 #define MR 6
 #define NV 4
+#define NT_MR 4
+#define NT_NR 6
 #elif defined(__AVX2__)
 #define VBYTES 32
 #define MR 4
 #define NV 3
+#define NT_MR 2
+#define NT_NR 5
 #else
 #define VBYTES 16
 #define MR 4
 #define NV 3
+#define NT_MR 2
+#define NT_NR 5
 #endif
 
 /* Weight gradients are summed over the batch in this many fixed blocks of images (each with its
@@ -31,17 +40,23 @@
  * LOSSK_BLOCKS because each partial is a whole weight gradient. */
 #define WGRAD_BLOCKS 8
 
+enum { OP_FORWARD, OP_BACKWARD_INPUT, OP_BACKWARD_WEIGHT };
+
 /* Scratch slices start on cache lines. */
 #define ALIGN_UP(x) (((x) + 63) & ~(int64_t)63)
 
 #define T float
+#define TI int32_t /* an integer the size of T */
 #define SFX f32
 #include "layers_impl.h"
 #undef T
+#undef TI
 #undef SFX
 
 #define T double
+#define TI int64_t
 #define SFX f64
 #include "layers_impl.h"
 #undef T
+#undef TI
 #undef SFX

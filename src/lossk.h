@@ -96,16 +96,18 @@ typedef struct lossk_class_args {
 enum lossk_conv_algo {
     LOSSK_CONV_AUTO = 0,            /* Winograd where it applies and pays, else direct */
     LOSSK_CONV_DIRECT = 1,          /* im2col + register-blocked GEMM: any geometry */
-    LOSSK_CONV_WINOGRAD = 2         /* F(2x2, 5x5): 5x5 kernel, stride 1, padding <= 4 only */
+    LOSSK_CONV_WINOGRAD = 2         /* F(4x4, 5x5): 5x5 kernel, stride 1, padding <= 4 only */
 };
 
 /* conv2d: input (N, C, H, W), weight (K, C, R, S), bias (K), output (N, K, P, Q) with
  * P = (H + 2 pad_h - R) / stride_h + 1, Q likewise.
- * forward: input, weight, bias (may be NULL) -> output; with pool set (Winograd only, P and Q
- * even) the output is max-pooled 2x2 on the fly: output (N, K, P/2, Q/2) and indices (argmax in
- * the P x Q plane, as max_pool2d's) replace the P x Q output.
+ * forward: input, weight, bias (may be NULL) -> output; with pool set (P and Q even) the output
+ * is max-pooled 2x2 on the fly: output (N, K, P/2, Q/2) and indices (argmax in the P x Q plane,
+ * as max_pool2d's) replace the P x Q output.
  * backward_input: grad_output, weight -> grad_input.
- * backward_weight: input, grad_output -> grad_weight +=, grad_bias += (may be NULL). */
+ * backward_weight: input, grad_output -> grad_weight +=, grad_bias += (may be NULL).
+ * Backward with pool set: grad_output is the gradient of the pooled output (N, K, P/2, Q/2),
+ * routed through `indices` (each in [0, P Q), else LOSSK_ERR_ARGUMENT) as max_pool2d_backward's. */
 typedef struct lossk_conv2d_args {
     int64_t n, c, h, w;
     int64_t k, r, s;

@@ -1,0 +1,136 @@
+"""Training speed of the CIFAR-10 tutorial network: lossk.nn against PyTorch, same run, same threads.
+
+    python bench/bench_train.py [--batch 64] [--threads 2] [--steps 30] [--layers]
+
+Steps of the two frameworks alternate, so both see the same machine load; the median step time
+of each is reported as images/s, with the ratio lossk / PyTorch. --layers adds the time of each
+convolution's forward, input-gradient and weight-gradient kernels against PyTorch's.
+Uses the first CIFAR-10 training batch when it is found (--data), random images otherwise.
+"""
+import argparse
+import os
+import pickle
+import time
+
+import numpy as np
+
+import lossk
+import lossk.nn as nn
+import lossk.optim as optim
+from lossk import _layers
+
+
+def lossk_net():
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 5, padding=2), nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 5, padding=2), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=2), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(1024, 64), nn.Linear(64, 10))
+
+
+def torch_net(torch):
+    t = torch.nn
+    return t.Sequential(t.Conv2d(3, 32, 5, padding=2), t.MaxPool2d(2), t.Conv2d(32, 32, 5, padding=2), t.MaxPool2d(2),
+                        t.Conv2d(32, 64, 5, padding=2), t.MaxPool2d(2), t.Flatten(), t.Linear(1024, 64),
+                        t.Linear(64, 10))
+
+
+def load_images(path, n, rng):
+    f = os.path.join(path, "data_batch_1")
+    if os.path.exists(f):
+        with open(f, "rb") as fh:
+            d = pickle.load(fh, encoding="bytes")
+        x = d[b"data"][:n].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0
+        return (x - 0.5) / 0.5, np.asarray(d[b"labels"][:n], np.int64), "CIFAR-10 data_batch_1"
+    return rng.standard_normal((n, 3, 32, 32)).astype(np.float32), rng.integers(0, 10, n), "random images"
+
+
+def interleaved(fns, steps, warmup=3):
+    """Median seconds of each function, calls alternating."""
+    for f in fns:
+        for _ in range(warmup):
+            f()
+    times = [[] for _ in fns]
+    for _ in range(steps):
+        for i, f in enumerate(fns):
+            t0 = time.perf_counter()
+            f()
+            times[i].append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
+
+
+def bench_layers(torch, batch, steps, rng):
+    print(f"\n{'conv layer':<22}{'op':<6}{'lossk ms':>10}{'torch ms':>10}{'speedup':>9}")
+    for c, k, h in ((3, 32, 32), (32, 32, 16), (32, 64, 8)):
+        x = rng.standard_normal((batch, c, h, h)).astype(np.float32)
+        w = (rng.standard_normal((k, c, 5, 5)) * 0.1).astype(np.float32)
+        b = np.zeros(k, np.float32)
+        g = rng.standard_normal((batch, k, h, h)).astype(np.float32)
+        dw, db = np.zeros_like(w), np.zeros_like(b)
+        tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
+        cb = torch.ops.aten.convolution_backward
+        ops = [
+            ("fwd", lambda: _layers.conv2d_forward(x, w, b, (1, 1), (2, 2)),
+             lambda: torch.nn.functional.conv2d(tx, tw, tb, padding=2)),
+            ("dX", lambda: _layers.conv2d_backward_input(g, w, x.shape, (1, 1), (2, 2)),
+             lambda: cb(tg, tx, tw, [k], [1, 1], [2, 2], [1, 1], False, [0, 0], 1, [True, False, False])),
+            ("dW", lambda: _layers.conv2d_backward_weight(x, g, dw, db, (1, 1), (2, 2)),
+             lambda: cb(tg, tx, tw, [k], [1, 1], [2, 2], [1, 1], False, [0, 0], 1, [False, True, True])),
+        ]
+        for name, fl, ft in ops:
+            tl, tt = interleaved([fl, ft], steps)
+            print(f"{f'{c}->{k} {h}x{h}':<22}{name:<6}{tl * 1e3:>10.2f}{tt * 1e3:>10.2f}{tt / tl:>8.2f}x")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--data", default="/work/shared/cifar-10-batches-py")
+    ap.add_argument("--layers", action="store_true", help="also time each convolution's kernels")
+    args = ap.parse_args()
+
+    import torch
+    torch.set_num_threads(args.threads)
+    lossk.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    x, y, source = load_images(args.data, args.batch * 4, rng)
+    batches = [(x[i:i + args.batch], y[i:i + args.batch]) for i in range(0, len(x) - args.batch + 1, args.batch)]
+
+    nn.manual_seed(0)
+    net = lossk_net()
+    tnet = torch_net(torch)
+    tnet.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
+    crit, opt = nn.CrossEntropyLoss(), optim.SGD(net.parameters(), lr=0.01)
+    tcrit, topt = torch.nn.CrossEntropyLoss(), torch.optim.SGD(tnet.parameters(), lr=0.01)
+    tbatches = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in batches]
+    state = {"i": 0, "j": 0}
+
+    def lossk_step():
+        xb, yb = batches[state["i"] % len(batches)]
+        state["i"] += 1
+        opt.zero_grad()
+        crit(net(xb), yb)
+        net.backward(crit.backward(), input_grad=False)
+        opt.step()
+
+    def torch_step():
+        xb, yb = tbatches[state["j"] % len(tbatches)]
+        state["j"] += 1
+        topt.zero_grad()
+        tcrit(tnet(xb), yb).backward()
+        topt.step()
+
+    tl, tt = interleaved([lossk_step, torch_step], args.steps)
+    print(f"CIFAR-10 tutorial net, batch {args.batch}, {args.threads} threads, {source}, ISA {lossk.isa()}, "
+          f"torch {torch.__version__}; median of {args.steps} steps")
+    print(f"lossk  : {tl * 1e3:7.2f} ms/step {args.batch / tl:8.0f} images/s")
+    print(f"PyTorch: {tt * 1e3:7.2f} ms/step {args.batch / tt:8.0f} images/s")
+    print(f"ratio lossk/PyTorch images/s: {tt / tl:.2f}x")
+    if args.layers:
+        bench_layers(torch, args.batch, max(5, args.steps // 2), rng)
+
+
+if __name__ == "__main__":
+    main()

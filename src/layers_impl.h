@@ -1,0 +1,1014 @@
+/* Template for layers.c: T is the element type, SFX its suffix (f32, f64). */
+#define FN(name) LOSSK_CAT(name, SFX)
+#define VL ((int64_t)(VBYTES / sizeof(T)))
+typedef T FN(vec) __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_alias));
+typedef TI FN(ivec) __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_alias));
+#define VEC FN(vec)
+
+/* ---- GEMM: C (m, n) = [C +] A (m, kk) B (kk, n) ----------------------------------------------
+ * A is read through strides (element (i, l) at A[i ars + l als]), so a transposed operand costs
+ * nothing; B and C have unit column stride. Single-threaded: callers split the work. Each element
+ * of C is one sequential sum over l whatever the tile it falls in, so any split of rows or
+ * columns gives the same bits. */
+
+/* mr and nv are constants at every call: the MR x NV tile stays in registers. */
+LOSSK_INLINE void FN(gemm_tile)(const int mr, const int nv, int64_t kk, const T *A, int64_t ars, int64_t als,
+                                const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
+{
+    VEC c[MR][NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++)
+            c[i][v] = acc ? *(const VEC *)(C + i * ldc + v * VL) : (VEC){0};
+    for (int64_t l = 0; l < kk; l++, A += als, B += ldb) {
+        VEC b[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++)
+            b[v] = *(const VEC *)(B + v * VL);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++)
+                c[i][v] += A[i * ars] * b[v];
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++)
+            *(VEC *)(C + i * ldc + v * VL) = c[i][v];
+}
+
+/* Columns past the last whole vector. */
+static void FN(gemm_tail)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, int64_t als,
+                          const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            T sum = acc ? C[i * ldc + j] : 0;
+            for (int64_t l = 0; l < kk; l++)
+                sum += A[i * ars + l * als] * B[l * ldb + j];
+            C[i * ldc + j] = sum;
+        }
+}
+
+/* Every tile shape is its own function, so that register allocation sees one small loop nest. */
+#define TILE(mr, nv) \
+    __attribute__((noinline)) static void FN(tile_##mr##_##nv)(int64_t kk, const T *A, int64_t ars, int64_t als, \
+                                                                 const T *B, int64_t ldb, T *C, int64_t ldc, int acc) \
+    { FN(gemm_tile)(mr < MR ? mr : MR, nv < NV ? nv : NV, kk, A, ars, als, B, ldb, C, ldc, acc); }
+#define TILES(nv) TILE(1, nv) TILE(2, nv) TILE(3, nv) TILE(4, nv) TILE(5, nv) TILE(6, nv)
+TILES(1) TILES(2) TILES(3) TILES(4)
+#undef TILES
+#undef TILE
+
+typedef void (*FN(tile_fn))(int64_t, const T *, int64_t, int64_t, const T *, int64_t, T *, int64_t, int);
+#define ROW(nv) {FN(tile_1_##nv), FN(tile_2_##nv), FN(tile_3_##nv), FN(tile_4_##nv), FN(tile_5_##nv), FN(tile_6_##nv)}
+static const FN(tile_fn) FN(tiles)[4][6] = {ROW(1), ROW(2), ROW(3), ROW(4)};
+#undef ROW
+
+static void FN(gemm)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, int64_t als,
+                     const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
+{
+    int64_t j = 0;
+    while (j + VL <= n) {
+        const int64_t nv = lossk_min64(NV, (n - j) / VL);
+        for (int64_t i = 0; i < m; i += MR)
+            FN(tiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A + i * ars, ars, als, B + j, ldb, C + i * ldc + j,
+                                                           ldc, acc);
+        j += nv * VL;
+    }
+    if (j < n)
+        FN(gemm_tail)(m, n - j, kk, A, ars, als, B + j, ldb, C + j, ldc, acc);
+}
+
+/* ---- Dot-product GEMM: C (m, n) = [C +] A (m, kk) B (n, kk)^T -----------------------------------
+ * Rows of A and B both run along the reduction, so each element of C is a dot product: summed in
+ * VL lanes (element l into lane l % VL), the lanes then added by halves, whatever the tile. */
+
+LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const T *A, int64_t lda, const T *B,
+                                   int64_t ldb, T *C, int64_t ldc, int acc)
+{
+    VEC c[NT_MR][NT_NR];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nr; j++)
+            c[i][j] = (VEC){0};
+    int64_t l = 0;
+    for (; l + VL <= kk; l += VL) {
+        VEC a[NT_MR];
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++)
+            a[i] = *(const VEC *)(A + i * lda + l);
+#pragma GCC unroll 8
+        for (int j = 0; j < nr; j++) {
+            const VEC b = *(const VEC *)(B + j * ldb + l);
+#pragma GCC unroll 8
+            for (int i = 0; i < mr; i++)
+                c[i][j] += a[i] * b;
+        }
+    }
+    FN(ivec) swap[8]; /* lanes added by halves: log2 VL shuffle-adds, in a fixed order */
+    for (int round = 0; round < __builtin_ctzll(VL); round++)
+        for (int64_t t = 0; t < VL; t++)
+            swap[round][t] = (TI)(t ^ (VL >> (round + 1)));
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            VEC v = c[i][j];
+            for (int64_t t = 0; l + t < kk; t++)
+                v[t] += A[i * lda + l + t] * B[j * ldb + l + t];
+            for (int round = 0; round < __builtin_ctzll(VL); round++)
+                v += __builtin_shuffle(v, swap[round]);
+            C[i * ldc + j] = acc ? C[i * ldc + j] + v[0] : v[0];
+        }
+}
+
+#define TILE(mr, nr) \
+    __attribute__((noinline)) static void FN(nt_tile_##mr##_##nr)(int64_t kk, const T *A, int64_t lda, const T *B, \
+                                                                    int64_t ldb, T *C, int64_t ldc, int acc) \
+    { FN(gemm_nt_tile)(mr < NT_MR ? mr : NT_MR, nr < NT_NR ? nr : NT_NR, kk, A, lda, B, ldb, C, ldc, acc); }
+#define TILES(mr) TILE(mr, 1) TILE(mr, 2) TILE(mr, 3) TILE(mr, 4) TILE(mr, 5) TILE(mr, 6)
+TILES(1) TILES(2) TILES(3) TILES(4)
+#undef TILES
+#undef TILE
+
+typedef void (*FN(nt_tile_fn))(int64_t, const T *, int64_t, const T *, int64_t, T *, int64_t, int);
+#define ROW(mr) {FN(nt_tile_##mr##_1), FN(nt_tile_##mr##_2), FN(nt_tile_##mr##_3), FN(nt_tile_##mr##_4), \
+                 FN(nt_tile_##mr##_5), FN(nt_tile_##mr##_6)}
+static const FN(nt_tile_fn) FN(nt_tiles)[4][6] = {ROW(1), ROW(2), ROW(3), ROW(4)};
+#undef ROW
+
+static void FN(gemm_nt)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t lda, const T *B, int64_t ldb,
+                        T *C, int64_t ldc, int acc)
+{
+    for (int64_t i = 0; i < m; i += NT_MR)
+        for (int64_t j = 0; j < n; j += NT_NR)
+            FN(nt_tiles)[lossk_min64(NT_MR, m - i) - 1][lossk_min64(NT_NR, n - j) - 1](
+                kk, A + i * lda, lda, B + j * ldb, ldb, C + i * ldc + j, ldc, acc);
+}
+
+/* Sum of x[0..n) in VL lanes (element i into lane i % VL), the lanes then added in order. */
+static T FN(sum)(const T *x, int64_t n)
+{
+    VEC lanes = (VEC){0};
+    int64_t i = 0;
+    for (; i + VL <= n; i += VL)
+        lanes += *(const VEC *)(x + i);
+    for (int64_t j = 0; i + j < n; j++)
+        lanes[j] += x[i + j];
+    T sum = 0;
+    for (int64_t j = 0; j < VL; j++)
+        sum += lanes[j];
+    return sum;
+}
+
+/* Between a planar array P (rows x npix, row stride p_rs) and a pixel-major one L whose pixel j
+ * holds its `rows` values contiguously from L + (j / w) l_rs + (j % w) l_cs (so an image can go to
+ * or come from a padded, channels-last buffer): to_planar copies L into P, else P into L. Whole
+ * VL x VL blocks are transposed in registers (log2 VL rounds of two-vector shuffles). */
+static void FN(relayout)(int to_planar, int64_t rows, int64_t npix, T *P, int64_t p_rs, T *L, int64_t w,
+                         int64_t l_rs, int64_t l_cs)
+{
+    const int rounds = __builtin_ctzll(VL);
+    FN(ivec) lo[8], hi[8];
+    for (int round = 0; round < rounds; round++)
+        for (int64_t j = 0, d = VL >> (round + 1); j < VL; j++) {
+            lo[round][j] = (TI)(j & d ? VL + j - d : j);
+            hi[round][j] = (TI)(j & d ? VL + j : j + d);
+        }
+#define PIX(j) (L + ((j) / w) * l_rs + ((j) % w) * l_cs)
+    for (int64_t j0 = 0; j0 < npix; j0 += VL)
+        for (int64_t i0 = 0; i0 < rows; i0 += VL) {
+            if (j0 + VL > npix || i0 + VL > rows) {
+                for (int64_t j = j0; j < lossk_min64(j0 + VL, npix); j++)
+                    for (int64_t i = i0; i < lossk_min64(i0 + VL, rows); i++) {
+                        if (to_planar)
+                            P[i * p_rs + j] = PIX(j)[i];
+                        else
+                            PIX(j)[i] = P[i * p_rs + j];
+                    }
+                continue;
+            }
+            T *pix[VL]; /* one division per block, not per pixel */
+            for (int64_t k = 0, row = j0 / w, col = j0 % w; k < VL; k++, col = col + 1 == w ? 0 : col + 1,
+                         row += col == 0)
+                pix[k] = L + row * l_rs + col * l_cs + i0;
+            VEC r[VL];
+#pragma GCC unroll 16
+            for (int64_t k = 0; k < VL; k++)
+                r[k] = to_planar ? *(const VEC *)pix[k] : *(const VEC *)(P + (i0 + k) * p_rs + j0);
+#pragma GCC unroll 4
+            for (int round = 0; round < rounds; round++) {
+                const int64_t d = VL >> (round + 1);
+#pragma GCC unroll 16
+                for (int64_t k = 0; k < VL; k++)
+                    if (!(k & d)) {
+                        const VEC a = r[k], b = r[k + d];
+                        r[k] = __builtin_shuffle(a, b, lo[round]);
+                        r[k + d] = __builtin_shuffle(a, b, hi[round]);
+                    }
+            }
+#pragma GCC unroll 16
+            for (int64_t k = 0; k < VL; k++) {
+                if (to_planar)
+                    *(VEC *)(P + (i0 + k) * p_rs + j0) = r[k];
+                else
+                    *(VEC *)pix[k] = r[k];
+            }
+        }
+#undef PIX
+}
+
+/* dst[j dst_rs + i] = src[i src_rs + j], i < rows, j < cols */
+static void FN(transpose)(int64_t rows, int64_t cols, const T *src, int64_t src_rs, T *dst, int64_t dst_rs)
+{
+    FN(relayout)(0, rows, cols, (T *)src, src_rs, dst, cols, 0, dst_rs);
+}
+
+/* ---- Winograd F(4x4, 5x5) --------------------------------------------------------------------
+ * Y = AT [(G g GT) . (BT d B)] A on 8x8 input tiles with stride 4; points 0, +-1, +-2, +-1/2, inf
+ * (float32 results stay within a few 1e-6 of the largest output, like a direct sum's). Each of
+ * the 64 frequencies is one GEMM over channels: 25 / 4 = 6.25 times fewer multiplies than direct.
+ * Backward is the same computation transposed (dU = sum dM VT, dM = A dY AT, dg = GT dU G): exact
+ * gradients of the forward, with the input transform shared; the input gradient is a forward
+ * convolution of grad_output with the flipped, transposed kernel.
+ * Inside, channels go last and are padded to whole vectors, so every transform works on vectors
+ * of channels. Each 1-D transform reads its values at stride `is` and writes at stride `os`. */
+#define WT 8  /* input tile */
+#define WO 4  /* output tile */
+#define WF 64 /* frequencies: WT * WT */
+
+LOSSK_INLINE void FN(wt_bt)(const VEC *d, int64_t is, VEC *o, int64_t os) /* BT: 8 -> 8 */
+{
+    const VEC d0 = d[0], d1 = d[is], d2 = d[2 * is], d3 = d[3 * is];
+    const VEC d4 = d[4 * is], d5 = d[5 * is], d6 = d[6 * is], d7 = d[7 * is];
+    o[0] = (d6 - d0) + (T)5.25 * (d2 - d4);
+    o[7 * os] = (d7 - d1) + (T)5.25 * (d3 - d5);
+    VEC a = d2 + d6 - (T)4.25 * d4, b = d1 + d5 - (T)4.25 * d3;
+    o[os] = a + b;
+    o[2 * os] = a - b;
+    a = d6 + (T)0.25 * d2 - (T)1.25 * d4;
+    b = (T)0.5 * d1 - (T)2.5 * d3 + 2 * d5;
+    o[3 * os] = a + b;
+    o[4 * os] = a - b;
+    a = d6 + 4 * d2 - 5 * d4;
+    b = 2 * d1 - (T)2.5 * d3 + (T)0.5 * d5;
+    o[5 * os] = a + b;
+    o[6 * os] = a - b;
+}
+
+LOSSK_INLINE void FN(wt_at)(const VEC *m, int64_t is, VEC *o, int64_t os) /* AT: 8 -> 4 */
+{
+    const VEC m1 = m[is], m2 = m[2 * is], m3 = m[3 * is], m4 = m[4 * is], m5 = m[5 * is], m6 = m[6 * is];
+    const VEC s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4, s56 = m5 + m6, d56 = m5 - m6;
+    o[0] = m[0] + s12 + s34 + s56;
+    o[os] = d12 + 2 * d34 + (T)0.5 * d56;
+    o[2 * os] = s12 + 4 * s34 + (T)0.25 * s56;
+    o[3 * os] = d12 + 8 * d34 + (T)0.125 * d56 + m[7 * is];
+}
+
+LOSSK_INLINE void FN(wt_a)(const VEC *y, int64_t is, VEC *o, int64_t os) /* A: 4 -> 8 */
+{
+    const VEC y0 = y[0], y1 = y[is], y2 = y[2 * is], y3 = y[3 * is];
+    VEC e = y0 + y2, od = y1 + y3;
+    o[0] = y0;
+    o[os] = e + od;
+    o[2 * os] = e - od;
+    e = y0 + 4 * y2;
+    od = 2 * y1 + 8 * y3;
+    o[3 * os] = e + od;
+    o[4 * os] = e - od;
+    e = y0 + (T)0.25 * y2;
+    od = (T)0.5 * y1 + (T)0.125 * y3;
+    o[5 * os] = e + od;
+    o[6 * os] = e - od;
+    o[7 * os] = y3;
+}
+
+LOSSK_INLINE void FN(wt_g)(const VEC *g, int64_t is, VEC *o, int64_t os) /* G: 5 -> 8 */
+{
+    const VEC g0 = g[0], g1 = g[is], g2 = g[2 * is], g3 = g[3 * is], g4 = g[4 * is];
+    VEC e = g0 + g2 + g4, od = g1 + g3;
+    o[0] = -g0;
+    o[os] = (T)(-2.0 / 9) * (e + od);
+    o[2 * os] = (T)(-2.0 / 9) * (e - od);
+    e = (T)0.5 * g0 + 2 * g2 + 8 * g4;
+    od = g1 + 4 * g3;
+    o[3 * os] = (e + od) / 45;
+    o[4 * os] = (e - od) / 45;
+    e = 32 * g0 + 8 * g2 + 2 * g4;
+    od = 16 * g1 + 4 * g3;
+    o[5 * os] = (e + od) / 45;
+    o[6 * os] = (e - od) / 45;
+    o[7 * os] = g4;
+}
+
+LOSSK_INLINE void FN(wt_gt)(const VEC *u, int64_t is, VEC *o, int64_t os) /* GT: 8 -> 5 */
+{
+    const VEC u0 = u[0], u7 = u[7 * is];
+    const VEC s12 = u[is] + u[2 * is], d12 = u[is] - u[2 * is], s34 = u[3 * is] + u[4 * is];
+    const VEC d34 = u[3 * is] - u[4 * is], s56 = u[5 * is] + u[6 * is], d56 = u[5 * is] - u[6 * is];
+    const T c = (T)(-2.0 / 9);
+    o[0] = c * s12 - u0 + ((T)0.5 * s34 + 32 * s56) / 45;
+    o[os] = c * d12 + (d34 + 16 * d56) / 45;
+    o[2 * os] = c * s12 + (2 * s34 + 8 * s56) / 45;
+    o[3 * os] = c * d12 + (4 * d34 + 4 * d56) / 45;
+    o[4 * os] = c * s12 + (8 * s34 + 2 * s56) / 45 + u7;
+}
+
+/* out (nout x nout) = F in (nin x nin) FT for the 1-D transform F: columns, then rows. in is
+ * read at row stride `irs` and column stride `ics` (vectors). */
+#define SEPARABLE(f, nin, nout, in, irs, ics, out) do { \
+        VEC tmp_[WT * WT]; \
+        for (int j_ = 0; j_ < (nin); j_++) f((in) + j_ * (ics), (irs), tmp_ + j_, (nin)); \
+        for (int i_ = 0; i_ < (nout); i_++) f(tmp_ + i_ * (nin), 1, (out) + i_ * (nout), 1); \
+    } while (0)
+
+static inline int64_t FN(round_vl)(int64_t n) { return (n + VL - 1) / VL * VL; }
+
+/* Tile grid of a P x Q output: ty x tx tiles of 4x4; cp, kp: channel counts padded to vectors;
+ * images go through the GEMMs `group` at a time, so that each has enough rows of tiles. */
+typedef struct { int64_t cin, h, w, kout, p, q, ph, pw, ty, tx, nt, cp, kp, group; } FN(wgeom);
+
+static FN(wgeom) FN(wino_geom)(int64_t n, int64_t cin, int64_t h, int64_t w, int64_t kout, int64_t p, int64_t q,
+                               int64_t ph, int64_t pw)
+{
+    FN(wgeom) g = {cin, h, w, kout, p, q, ph, pw, (p + WO - 1) / WO, (q + WO - 1) / WO, 0,
+                   FN(round_vl)(cin), FN(round_vl)(kout), 0};
+    g.nt = g.ty * g.tx;
+    /* about 8 MR rows of tiles per GEMM, the batch cut into groups of nearly equal size */
+    const int64_t want = (8 * MR + g.nt - 1) / g.nt, groups = (n + want - 1) / want;
+    g.group = groups > 0 ? (n + groups - 1) / groups : want;
+    return g;
+}
+
+/* Per-thread scratch, in elements: padded channels-last input of one image, V (group nt, 64, cp),
+ * M (group nt, 64, kp), channels-last output of one image (WO ty, WO tx, kp). */
+static int64_t FN(wino_scratch)(const FN(wgeom) *g, int64_t *xp_n, int64_t *v_n, int64_t *m_n)
+{
+    *xp_n = ALIGN_UP((WO * g->ty + 4) * (WO * g->tx + 4) * g->cp);
+    *v_n = ALIGN_UP(g->group * g->nt * WF * g->cp);
+    *m_n = ALIGN_UP(g->group * g->nt * WF * g->kp);
+    return *xp_n + *v_n + *m_n + ALIGN_UP(WO * WO * g->nt * g->kp);
+}
+
+/* U (64, cp, kp) and the padded bias (kp) from weights w (kout, cin, 5, 5) read through strides;
+ * flip turns each 5x5 kernel by 180 degrees (the backward-input convolution). */
+static void FN(wino_weights)(const FN(wgeom) *g, const T *w, int64_t w_kstride, int64_t w_cstride, int flip,
+                             const T *bias, T *U, int nt)
+{
+    const int64_t kv = g->kp / VL;
+    T *bp = U + WF * g->cp * g->kp;
+    for (int64_t k = 0; k < g->kp; k++)
+        bp[k] = bias && k < g->kout ? bias[k] : 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t ck = 0; ck < g->cp * kv; ck++) {
+        const int64_t c = ck / kv, k0 = ck % kv * VL;
+        VEC in[25], u[WF];
+        for (int i = 0; i < 25; i++)
+            for (int64_t j = 0; j < VL; j++)
+                in[i][j] = c < g->cin && k0 + j < g->kout ? w[(k0 + j) * w_kstride + c * w_cstride + (flip ? 24 - i : i)] : 0;
+        SEPARABLE(FN(wt_g), 5, WT, in, 5, 1, u);
+        for (int e = 0; e < WF; e++)
+            *(VEC *)(U + (e * g->cp + c) * g->kp + k0) = u[e];
+    }
+}
+
+/* x (cin, h, w), zero-padded by (ph, pw) -> V (nt, 64, cp): each tile's frequencies together, so
+ * the transform writes one run and the GEMMs stride over tiles. */
+static void FN(wino_input)(const FN(wgeom) *g, const T *x, T *xp, T *V)
+{
+    const int64_t C = g->cp, Wp = WO * g->tx + 4;
+    memset(xp, 0, sizeof(T) * (WO * g->ty + 4) * Wp * C);
+    FN(relayout)(0, g->cin, g->h * g->w, (T *)x, g->h * g->w, xp + (g->ph * Wp + g->pw) * C, g->w, Wp * C, C);
+    for (int64_t t = 0; t < g->nt; t++) {
+        const VEC *d = (const VEC *)(xp + (WO * (t / g->tx) * Wp + WO * (t % g->tx)) * C);
+        for (int64_t c = 0; c < C / VL; c++) {
+            VEC out[WF];
+            SEPARABLE(FN(wt_bt), WT, WT, d + c, Wp * (C / VL), C / VL, out);
+            for (int e = 0; e < WF; e++)
+                *(VEC *)(V + (t * WF + e) * C + c * VL) = out[e];
+        }
+    }
+}
+
+/* M (nt, 64, kp) of one image -> y (kout, p, q) + bias, or with `indices` the 2x2 max-pooled y
+ * (kout, p/2, q/2) and its argmax. U holds the padded bias after the weights. */
+static void FN(wino_output)(const FN(wgeom) *g, const T *M, const T *U, int has_bias, T *y, int64_t *indices,
+                            T *yt)
+{
+    const int64_t K = g->kp, TX = g->tx, Wy = WO * TX; /* yt: (WO ty, WO tx, kp); pooled: half that */
+    const VEC *bias = (const VEC *)(U + WF * g->cp * K);
+    TI *pos = (TI *)(yt + WO * WO * g->nt * K / 4);     /* pooled: the argmax's place in its window */
+    for (int64_t t = 0; t < g->nt; t++) {
+        const int64_t oy = WO * (t / TX), ox = WO * (t % TX);
+        for (int64_t k = 0; k < K / VL; k++) {
+            VEC out[WO * WO];
+            SEPARABLE(FN(wt_at), WT, WO, (const VEC *)(M + t * WF * K) + k, WT * (K / VL), K / VL, out);
+            const VEC b = has_bias ? bias[k] : (VEC){0};
+            for (int e = 0; e < WO * WO; e++)
+                out[e] += b;
+            if (!indices) {
+                for (int e = 0; e < WO * WO; e++)
+                    *(VEC *)(yt + ((oy + e / WO) * Wy + ox + e % WO) * K + k * VL) = out[e];
+                continue;
+            }
+            for (int cell = 0; cell < 4; cell++) {
+                /* PyTorch's rule: the first maximum in row-major order, and nan beats everything */
+                const int r0 = 2 * (cell / 2), c0 = 2 * (cell % 2);
+                VEC best = out[r0 * WO + c0];
+                FN(ivec) arg = (FN(ivec)){0};
+                for (int e = 1; e < 4; e++) {
+                    const VEC v = out[(r0 + e / 2) * WO + c0 + e % 2];
+                    const FN(ivec) take = (v > best) | (v != v);
+                    best = (VEC)(((FN(ivec))v & take) | ((FN(ivec))best & ~take));
+                    arg = (arg & ~take) | (take & e);
+                }
+                const int64_t at = ((oy / 2 + cell / 2) * (Wy / 2) + ox / 2 + cell % 2) * K + k * VL;
+                *(VEC *)(yt + at) = best;
+                *(FN(ivec) *)(pos + at) = arg;
+            }
+        }
+    }
+    if (!indices) {
+        FN(relayout)(1, g->kout, g->p * g->q, y, g->p * g->q, yt, g->q, Wy * K, K);
+        return;
+    }
+    const int64_t pp = g->p / 2, pq = g->q / 2;
+    FN(relayout)(1, g->kout, pp * pq, y, pp * pq, yt, pq, Wy / 2 * K, K);
+    for (int64_t k = 0; k < g->kout; k++)
+        for (int64_t i = 0; i < pp; i++)
+            for (int64_t j = 0; j < pq; j++) {
+                const TI e = pos[(i * (Wy / 2) + j) * K + k];
+                indices[(k * pp + i) * pq + j] = (2 * i + e / 2) * g->q + 2 * j + e % 2;
+            }
+}
+
+/* y for images [0, nimg) of a group (nimg <= group): x (nimg, cin, h, w) -> y (nimg, ...). */
+static void FN(wino_group)(const FN(wgeom) *g, int64_t nimg, const T *x, const T *U, int has_bias, T *y,
+                           int64_t ysize, int64_t *indices, T *scratch)
+{
+    int64_t xp_n, v_n, m_n;
+    FN(wino_scratch)(g, &xp_n, &v_n, &m_n);
+    T *xp = scratch, *V = xp + xp_n, *M = V + v_n, *yt = M + m_n;
+    const int64_t C = g->cp, K = g->kp, rows = nimg * g->nt;
+    for (int64_t i = 0; i < nimg; i++)
+        FN(wino_input)(g, x + i * g->cin * g->h * g->w, xp, V + i * g->nt * WF * C);
+    for (int e = 0; e < WF; e++)
+        FN(gemm)(rows, K, C, V + e * C, WF * C, 1, U + e * C * K, K, M + e * K, WF * K, 0);
+    for (int64_t i = 0; i < nimg; i++)
+        FN(wino_output)(g, M + i * g->nt * WF * K, U, has_bias, y + i * ysize, indices ? indices + i * ysize : NULL,
+                        yt);
+}
+
+/* dy (kout, p, q) -> dM (nt, 64, kp) = A dy AT per tile, through channels-last dyp (4 ty, 4 tx, kp). */
+static void FN(wino_grad_output)(const FN(wgeom) *g, const T *dy, T *dyp, T *dM)
+{
+    const int64_t K = g->kp, TX = g->tx, Wy = WO * TX;
+    memset(dyp, 0, sizeof(T) * WO * WO * g->nt * K);
+    FN(relayout)(0, g->kout, g->p * g->q, (T *)dy, g->p * g->q, dyp, g->q, Wy * K, K);
+    for (int64_t t = 0; t < g->nt; t++) {
+        const VEC *d = (const VEC *)(dyp + (WO * (t / TX) * Wy + WO * (t % TX)) * K);
+        for (int64_t k = 0; k < K / VL; k++) {
+            VEC out[WF];
+            SEPARABLE(FN(wt_a), WO, WT, d + k, Wy * (K / VL), K / VL, out);
+            for (int e = 0; e < WF; e++)
+                *(VEC *)(dM + (t * WF + e) * K + k * VL) = out[e];
+        }
+    }
+}
+
+/* ---- Direct convolution: im2col + GEMM ------------------------------------------------------ */
+
+/* Row stride of col: P Q padded by a vector, so rows a power of two long do not all fall into the
+ * same cache sets when a GEMM streams several of them. */
+static inline int64_t FN(col_ld)(const lossk_conv2d_args *a) { return a->p * a->q + VL; }
+
+/* col (C R S, P Q): row (c, r, s) holds the input pixels that kernel tap meets, 0 in padding. */
+static void FN(im2col)(const lossk_conv2d_args *a, const T *x, T *col)
+{
+    const int64_t P = a->p, Q = a->q, sw = a->stride_w;
+    for (int64_t c = 0; c < a->c; c++)
+        for (int64_t r = 0; r < a->r; r++)
+            for (int64_t s = 0; s < a->s; s++) {
+                T *row = col + ((c * a->r + r) * a->s + s) * FN(col_ld)(a);
+                /* output columns [lo, hi) read inside the input row */
+                const int64_t first = s - a->pad_w;
+                const int64_t lo = first >= 0 ? 0 : lossk_min64(Q, (-first + sw - 1) / sw);
+                const int64_t hi = a->w - first <= 0 ? lo : lossk_min64(Q, (a->w - first + sw - 1) / sw);
+                for (int64_t oh = 0; oh < P; oh++) {
+                    const int64_t ih = oh * a->stride_h - a->pad_h + r;
+                    T *o = row + oh * Q;
+                    if (ih < 0 || ih >= a->h) {
+                        memset(o, 0, sizeof(T) * Q);
+                        continue;
+                    }
+                    const T *xr = x + (c * a->h + ih) * a->w + first;
+                    memset(o, 0, sizeof(T) * lo);
+                    if (sw == 1)
+                        memcpy(o + lo, xr + lo, sizeof(T) * (hi - lo));
+                    else
+                        for (int64_t ow = lo; ow < hi; ow++)
+                            o[ow] = xr[ow * sw];
+                    memset(o + hi, 0, sizeof(T) * (Q - hi));
+                }
+            }
+}
+
+/* dx (C, H, W) = sum of col's entries over the taps that read each pixel. */
+static void FN(col2im)(const lossk_conv2d_args *a, const T *col, T *dx)
+{
+    const int64_t P = a->p, Q = a->q;
+    memset(dx, 0, sizeof(T) * a->c * a->h * a->w);
+    for (int64_t c = 0; c < a->c; c++)
+        for (int64_t r = 0; r < a->r; r++)
+            for (int64_t s = 0; s < a->s; s++) {
+                const T *row = col + ((c * a->r + r) * a->s + s) * FN(col_ld)(a);
+                for (int64_t oh = 0; oh < P; oh++) {
+                    const int64_t ih = oh * a->stride_h - a->pad_h + r;
+                    if (ih < 0 || ih >= a->h)
+                        continue;
+                    T *xr = dx + (c * a->h + ih) * a->w;
+                    for (int64_t ow = 0; ow < Q; ow++) {
+                        const int64_t iw = ow * a->stride_w - a->pad_w + s;
+                        if (iw >= 0 && iw < a->w)
+                            xr[iw] += row[oh * Q + ow];
+                    }
+                }
+            }
+}
+
+/* ---- max_pool2d ------------------------------------------------------------------------------ */
+
+static int FN(pool_check)(const lossk_pool2d_args *a)
+{
+    if (a->n < 0 || a->c < 0 || a->h < 0 || a->w < 0 || a->kh < 1 || a->kw < 1 || a->stride_h < 1
+        || a->stride_w < 1 || a->h < a->kh || a->w < a->kw || a->p != (a->h - a->kh) / a->stride_h + 1
+        || a->q != (a->w - a->kw) / a->stride_w + 1 || !a->indices)
+        return LOSSK_ERR_ARGUMENT;
+    return LOSSK_OK;
+}
+
+/* One plane: y (p, q) and indices from x (h, w); PyTorch's rule: the first maximum in row-major
+ * order, and nan beats everything. 2x2 windows with stride 2 go VL outputs at a time. */
+static void FN(pool_plane)(const T *x, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                           int64_t p, int64_t q, T *y, int64_t *indices)
+{
+    (void)h;
+    const int fast = kh == 2 && kw == 2 && sh == 2 && sw == 2;
+    FN(ivec) even, odd;
+    for (int64_t j = 0; j < VL; j++) {
+        even[j] = (TI)(2 * j);
+        odd[j] = (TI)(2 * j + 1);
+    }
+    for (int64_t oh = 0; oh < p; oh++) {
+        int64_t ow = 0;
+        for (; fast && ow + VL <= q; ow += VL) {
+            const T *r0 = x + 2 * oh * w + 2 * ow, *r1 = r0 + w;
+            const VEC a0 = *(const VEC *)r0, b0 = *(const VEC *)(r0 + VL);
+            const VEC a1 = *(const VEC *)r1, b1 = *(const VEC *)(r1 + VL);
+            const VEC cand[4] = {__builtin_shuffle(a0, b0, even), __builtin_shuffle(a0, b0, odd),
+                                 __builtin_shuffle(a1, b1, even), __builtin_shuffle(a1, b1, odd)};
+            VEC best = cand[0];
+            FN(ivec) arg = (FN(ivec)){0};
+            for (int e = 1; e < 4; e++) {
+                const FN(ivec) take = (cand[e] > best) | (cand[e] != cand[e]);
+                best = (VEC)(((FN(ivec))cand[e] & take) | ((FN(ivec))best & ~take));
+                arg = (arg & ~take) | (take & e);
+            }
+            *(VEC *)(y + oh * q + ow) = best;
+            for (int64_t j = 0; j < VL; j++)
+                indices[oh * q + ow + j] = (2 * oh + arg[j] / 2) * w + 2 * (ow + j) + arg[j] % 2;
+        }
+        for (; ow < q; ow++) {
+            const int64_t h0 = oh * sh, w0 = ow * sw;
+            int64_t arg = h0 * w + w0;
+            T best = x[arg];
+            for (int64_t i = 0; i < kh; i++)
+                for (int64_t j = 0; j < kw; j++) {
+                    const int64_t at = (h0 + i) * w + w0 + j;
+                    if (x[at] > best || x[at] != x[at]) {
+                        best = x[at];
+                        arg = at;
+                    }
+                }
+            y[oh * q + ow] = best;
+            indices[oh * q + ow] = arg;
+        }
+    }
+}
+
+int LOSSK_ISA_NAME(FN(lossk_max_pool2d_forward))(lossk_pool2d_args *a)
+{
+    if (FN(pool_check)(a) != LOSSK_OK || !a->input || !a->output)
+        return LOSSK_ERR_ARGUMENT;
+    const T *x = a->input;
+    T *y = a->output;
+    const int64_t planes = a->n * a->c, HW = a->h * a->w, PQ = a->p * a->q;
+    const int nt = lossk_threads_for(planes * HW);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t pl = 0; pl < planes; pl++)
+        FN(pool_plane)(x + pl * HW, a->h, a->w, a->kh, a->kw, a->stride_h, a->stride_w, a->p, a->q, y + pl * PQ,
+                       a->indices + pl * PQ);
+    return LOSSK_OK;
+}
+
+int LOSSK_ISA_NAME(FN(lossk_max_pool2d_backward))(lossk_pool2d_args *a)
+{
+    if (FN(pool_check)(a) != LOSSK_OK || !a->grad_output || !a->grad_input)
+        return LOSSK_ERR_ARGUMENT;
+    const T *dy = a->grad_output;
+    T *dx = a->grad_input;
+    const int64_t planes = a->n * a->c, HW = a->h * a->w, PQ = a->p * a->q;
+    for (int64_t i = 0; i < planes * PQ; i++)
+        if (a->indices[i] < 0 || a->indices[i] >= HW)
+            return LOSSK_ERR_ARGUMENT;
+    const int nt = lossk_threads_for(planes * HW);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t pl = 0; pl < planes; pl++) {
+        memset(dx + pl * HW, 0, sizeof(T) * HW); /* a plane at a time: the scatter then hits cache */
+        for (int64_t i = 0; i < PQ; i++)
+            dx[pl * HW + a->indices[pl * PQ + i]] += dy[pl * PQ + i];
+    }
+    return LOSSK_OK;
+}
+
+/* ---- conv2d kernels -------------------------------------------------------------------------- */
+
+static int FN(conv_check)(const lossk_conv2d_args *a, int op)
+{
+    if (a->n < 0 || a->c < 1 || a->h < 0 || a->w < 0 || a->k < 1 || a->r < 1 || a->s < 1
+        || a->stride_h < 1 || a->stride_w < 1 || a->pad_h < 0 || a->pad_w < 0
+        || a->h + 2 * a->pad_h < a->r || a->w + 2 * a->pad_w < a->s
+        || a->p != (a->h + 2 * a->pad_h - a->r) / a->stride_h + 1
+        || a->q != (a->w + 2 * a->pad_w - a->s) / a->stride_w + 1
+        || a->algo < LOSSK_CONV_AUTO || a->algo > LOSSK_CONV_WINOGRAD)
+        return LOSSK_ERR_ARGUMENT;
+    const int wino_ok = a->r == 5 && a->s == 5 && a->stride_h == 1 && a->stride_w == 1 && a->pad_h <= 4
+                        && a->pad_w <= 4;
+    if (a->algo == LOSSK_CONV_WINOGRAD && !wino_ok)
+        return LOSSK_ERR_ARGUMENT;
+    if (op == OP_FORWARD && (!a->input || !a->weight || !a->output
+                             || (a->pool && (!a->indices || a->p % 2 || a->q % 2))))
+        return LOSSK_ERR_ARGUMENT;
+    if (op == OP_BACKWARD_INPUT && (!a->grad_output || !a->weight || !a->grad_input))
+        return LOSSK_ERR_ARGUMENT;
+    if (op == OP_BACKWARD_WEIGHT && (!a->input || !a->grad_output || !a->grad_weight))
+        return LOSSK_ERR_ARGUMENT;
+    if (op != OP_FORWARD && a->pool) {
+        if (!a->indices || a->p % 2 || a->q % 2)
+            return LOSSK_ERR_ARGUMENT;
+        int bad = 0;
+        const int64_t count = a->n * a->k * a->p * a->q / 4, PQ = a->p * a->q;
+        const int nt = lossk_threads_for(count);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
+        for (int64_t i = 0; i < count; i++)
+            bad |= (uint64_t)a->indices[i] >= (uint64_t)PQ;
+        if (bad)
+            return LOSSK_ERR_ARGUMENT;
+    }
+    return LOSSK_OK;
+}
+
+/* Winograd when asked, or when it applies and both channel counts are large enough for its
+ * transforms to pay (the 3-channel first layer of an image network stays direct). */
+static int FN(conv_wino)(const lossk_conv2d_args *a)
+{
+    if (a->algo == LOSSK_CONV_WINOGRAD)
+        return 1;
+    return a->algo == LOSSK_CONV_AUTO && a->r == 5 && a->s == 5 && a->stride_h == 1 && a->stride_w == 1
+           && a->pad_h <= 4 && a->pad_w <= 4 && a->c >= 8 && a->k >= 8;
+}
+
+/* The geometry of the Winograd convolution an op runs: backward_input is a forward convolution
+ * of grad_output with the flipped, transposed kernel and the complementary padding. */
+static FN(wgeom) FN(conv_wgeom)(const lossk_conv2d_args *a, int op)
+{
+    if (op == OP_BACKWARD_INPUT)
+        return FN(wino_geom)(a->n, a->k, a->p, a->q, a->c, a->h, a->w, 4 - a->pad_h, 4 - a->pad_w);
+    return FN(wino_geom)(a->n, a->c, a->h, a->w, a->k, a->p, a->q, a->pad_h, a->pad_w);
+}
+
+/* grad_output of images [n, n + cnt): as given, or (pool) unpooled into buf: each pooled
+ * gradient goes to its window's argmax, zeros elsewhere. */
+static const T *FN(grad_images)(const lossk_conv2d_args *a, int64_t n, int64_t cnt, T *buf)
+{
+    const int64_t PQ = a->p * a->q;
+    if (!a->pool)
+        return (const T *)a->grad_output + n * a->k * PQ;
+    const T *g = (const T *)a->grad_output + n * a->k * PQ / 4;
+    const int64_t *idx = a->indices + n * a->k * PQ / 4;
+    memset(buf, 0, sizeof(T) * cnt * a->k * PQ);
+    for (int64_t plane = 0; plane < cnt * a->k; plane++)
+        for (int64_t i = 0; i < PQ / 4; i++)
+            buf[plane * PQ + idx[plane * PQ / 4 + i]] += g[plane * PQ / 4 + i];
+    return buf;
+}
+
+/* Scratch of an op in elements: shared by all threads, and per thread. */
+static void FN(conv_scratch)(const lossk_conv2d_args *a, int op, int64_t *shared, int64_t *per_thread)
+{
+    const int64_t L = a->c * a->r * a->s, PQ = a->p * a->q, nb = lossk_min64(a->n, WGRAD_BLOCKS);
+    const int64_t unpool = op != OP_FORWARD && a->pool ? ALIGN_UP(FN(conv_wgeom)(a, op).group * a->k * PQ) : 0;
+    if (FN(conv_wino)(a)) {
+        FN(wgeom) g = FN(conv_wgeom)(a, op);
+        int64_t xp_n, v_n, m_n;
+        *per_thread = unpool + FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
+        *shared = op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(WF * g.cp * g.kp + a->k) : ALIGN_UP(WF * g.cp * g.kp + g.kp);
+    } else {
+        *per_thread = unpool + ALIGN_UP(L * FN(col_ld)(a)) + (op == OP_FORWARD && a->pool ? ALIGN_UP(PQ * a->k) : 0);
+        *shared = op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(L * a->k + a->k) : 0;
+    }
+}
+
+/* Checks the arguments and the scratch; returns the thread count to use (0: stop with *err). */
+static int FN(conv_begin)(lossk_conv2d_args *a, int op, int64_t work, int *err, T **shared, T **threads,
+                          int64_t *per_thread)
+{
+    *err = FN(conv_check)(a, op);
+    if (*err != LOSSK_OK)
+        return 0;
+    int64_t sh, pt;
+    FN(conv_scratch)(a, op, &sh, &pt);
+    const int max_nt = lossk_get_num_threads();
+    if (!a->work) {
+        a->work_size = (int64_t)sizeof(T) * (sh + max_nt * pt) + 64;
+        return 0;
+    }
+    /* the thread count may have changed since the size query: use no more threads than fit */
+    T *base = (T *)(((uintptr_t)a->work + 63) & ~(uintptr_t)63);
+    const int64_t avail = (a->work_size - ((char *)base - (char *)a->work)) / (int64_t)sizeof(T) - sh;
+    int nt = lossk_threads_for(work);
+    if (nt > a->n && op != OP_BACKWARD_WEIGHT)
+        nt = a->n > 0 ? (int)a->n : 1;
+    if (avail < pt || a->work_size < 0) {
+        *err = LOSSK_ERR_ARGUMENT;
+        return 0;
+    }
+    if (nt > avail / pt)
+        nt = (int)(avail / pt);
+    *shared = base;
+    *threads = base + sh;
+    *per_thread = pt;
+    return nt;
+}
+
+int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
+{
+    int err;
+    T *shared, *scratch;
+    int64_t pt;
+    const int64_t PQ = a->p * a->q, L = a->c * a->r * a->s;
+    const int nt = FN(conv_begin)(a, OP_FORWARD, a->n * a->k * L * PQ, &err, &shared, &scratch, &pt);
+    if (!nt)
+        return err;
+    const T *x = a->input, *w = a->weight, *bias = a->bias;
+    T *y = a->output;
+    const int64_t ysize = a->pool ? a->k * PQ / 4 : a->k * PQ;
+    if (FN(conv_wino)(a)) {
+        const FN(wgeom) g = FN(conv_wgeom)(a, OP_FORWARD);
+        FN(wino_weights)(&g, w, a->c * 25, 25, 0, bias, shared, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int64_t n = 0; n < a->n; n += g.group)
+            FN(wino_group)(&g, lossk_min64(g.group, a->n - n), x + n * a->c * a->h * a->w, shared, bias != NULL,
+                           y + n * ysize, ysize, a->pool ? a->indices + n * ysize : NULL, scratch + THREAD_ID() * pt);
+        return LOSSK_OK;
+    }
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t n = 0; n < a->n; n++) {
+        T *col = scratch + THREAD_ID() * pt, *yn = a->pool ? col + ALIGN_UP(L * FN(col_ld)(a)) : y + n * ysize;
+        FN(im2col)(a, x + n * a->c * a->h * a->w, col);
+        for (int64_t k = 0; k < a->k; k++)
+            for (int64_t i = 0; i < PQ; i++)
+                yn[k * PQ + i] = bias ? bias[k] : 0;
+        FN(gemm)(a->k, PQ, L, w, L, 1, col, FN(col_ld)(a), yn, PQ, 1);
+        for (int64_t k = 0; a->pool && k < a->k; k++) /* pooled while the image is in cache */
+            FN(pool_plane)(yn + k * PQ, a->p, a->q, 2, 2, 2, 2, a->p / 2, a->q / 2, y + n * ysize + k * PQ / 4,
+                           a->indices + n * ysize + k * PQ / 4);
+    }
+    return LOSSK_OK;
+}
+
+int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_input))(lossk_conv2d_args *a)
+{
+    int err;
+    T *shared, *scratch;
+    int64_t pt;
+    const int64_t PQ = a->p * a->q, L = a->c * a->r * a->s, HW = a->h * a->w;
+    const int nt = FN(conv_begin)(a, OP_BACKWARD_INPUT, a->n * a->k * L * PQ, &err, &shared, &scratch, &pt);
+    if (!nt)
+        return err;
+    const T *w = a->weight;
+    T *dx = a->grad_input;
+    const int64_t unpool = a->pool ? ALIGN_UP(FN(conv_wgeom)(a, OP_BACKWARD_INPUT).group * a->k * PQ) : 0;
+    if (FN(conv_wino)(a)) {
+        const FN(wgeom) g = FN(conv_wgeom)(a, OP_BACKWARD_INPUT);
+        FN(wino_weights)(&g, w, 25, a->c * 25, 1, NULL, shared, nt);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int64_t n = 0; n < a->n; n += g.group) {
+            T *tw = scratch + THREAD_ID() * pt;
+            const int64_t cnt = lossk_min64(g.group, a->n - n);
+            FN(wino_group)(&g, cnt, FN(grad_images)(a, n, cnt, tw), shared, 0, dx + n * a->c * HW, a->c * HW, NULL,
+                           tw + unpool);
+        }
+        return LOSSK_OK;
+    }
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t n = 0; n < a->n; n++) {
+        T *tw = scratch + THREAD_ID() * pt, *dcol = tw + unpool;
+        FN(gemm)(L, PQ, a->k, w, 1, L, FN(grad_images)(a, n, 1, tw), PQ, dcol, FN(col_ld)(a), 0);
+        FN(col2im)(a, dcol, dx + n * a->c * HW);
+    }
+    return LOSSK_OK;
+}
+
+int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
+{
+    int err;
+    T *shared, *scratch;
+    int64_t pt;
+    const int64_t PQ = a->p * a->q, L = a->c * a->r * a->s, C = a->c, K = a->k, RS = a->r * a->s;
+    const int nt = FN(conv_begin)(a, OP_BACKWARD_WEIGHT, a->n * K * L * PQ, &err, &shared, &scratch, &pt);
+    if (!nt)
+        return err;
+    const T *x = a->input;
+    T *dw = a->grad_weight, *db = a->grad_bias;
+    const int wino = FN(conv_wino)(a);
+    const FN(wgeom) g = FN(conv_wgeom)(a, OP_BACKWARD_WEIGHT);
+    const int64_t unpool = a->pool ? ALIGN_UP(g.group * K * PQ) : 0;
+    const int64_t nb = lossk_min64(a->n, WGRAD_BLOCKS), part_n = ALIGN_UP((wino ? WF * g.cp * g.kp : L * K) + K);
+    int64_t xp_n, v_n, m_n;
+    FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        T *dybuf = scratch + THREAD_ID() * pt, *tw = dybuf + unpool;
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            T *part = shared + b * part_n, *dbias = part + part_n - K;
+            const int64_t n0 = a->n * b / nb, n1 = a->n * (b + 1) / nb;
+            for (int64_t k = 0; k < K; k++)
+                dbias[k] = 0;
+            for (int64_t n = n0; n < n1; n++) {
+                const T *xn = x + n * C * a->h * a->w, *dyn = FN(grad_images)(a, n, 1, dybuf);
+                if (wino) {
+                    /* a group of images at a time: GEMMs with group * nt rows of tiles */
+                    T *V = tw + xp_n, *dM = V + v_n;
+                    const int64_t gi = (n - n0) % g.group, last = gi + 1 == g.group || n + 1 == n1;
+                    FN(wino_input)(&g, xn, tw, V + gi * g.nt * WF * g.cp);
+                    FN(wino_grad_output)(&g, dyn, dM + m_n, dM + gi * g.nt * WF * g.kp);
+                    if (last)
+                        for (int e = 0; e < WF; e++)
+                            FN(gemm)(g.cp, g.kp, (gi + 1) * g.nt, V + e * g.cp, 1, WF * g.cp, dM + e * g.kp,
+                                     WF * g.kp, part + e * g.cp * g.kp, g.kp, n - gi > n0);
+                } else {
+                    FN(im2col)(a, xn, tw);
+                    FN(gemm_nt)(K, L, PQ, dyn, PQ, tw, FN(col_ld)(a), part, L, n > n0);
+                }
+                for (int64_t k = 0; k < K; k++)
+                    dbias[k] += FN(sum)(dyn + k * PQ, PQ);
+            }
+        }
+        /* partials added in block order; Winograd's are in the transformed domain */
+#pragma omp for schedule(static)
+        for (int64_t kc = 0; kc < K * C; kc++) {
+            const int64_t k = kc / C, c = kc % C;
+            if (wino) {
+                if (k % VL)
+                    continue; /* one vector of output channels at a time */
+                VEC sum[WF], out[25];
+                for (int e = 0; e < WF; e++) {
+                    sum[e] = (VEC){0};
+                    for (int64_t b = 0; b < nb; b++)
+                        sum[e] += *(const VEC *)(shared + b * part_n + (e * g.cp + c) * g.kp + k);
+                }
+                SEPARABLE(FN(wt_gt), WT, 5, sum, WT, 1, out);
+                for (int64_t j = 0; j < VL && k + j < K; j++)
+                    for (int e = 0; e < 25; e++)
+                        dw[((k + j) * C + c) * 25 + e] += out[e][j];
+            } else {
+                for (int64_t e = 0; e < RS; e++) {
+                    T sum = 0;
+                    for (int64_t b = 0; b < nb; b++)
+                        sum += shared[b * part_n + k * L + c * RS + e];
+                    dw[kc * RS + e] += sum;
+                }
+            }
+        }
+#pragma omp single
+        if (db)
+            for (int64_t k = 0; k < K; k++) {
+                T sum = 0;
+                for (int64_t b = 0; b < nb; b++)
+                    sum += shared[b * part_n + part_n - K + k];
+                db[k] += sum;
+            }
+    }
+    return LOSSK_OK;
+}
+
+/* ---- linear ---------------------------------------------------------------------------------- */
+
+/* Rows of the batch for thread `t` of `nt`; any split gives the same bits (see gemm). */
+#define ROW_RANGE(n, t, nt, r0, r1) const int64_t r0 = (n) * (t) / (nt), r1 = (n) * ((t) + 1) / (nt)
+
+int LOSSK_ISA_NAME(FN(lossk_linear_forward))(lossk_linear_args *a)
+{
+    if (a->n < 0 || a->in < 1 || a->out < 1 || !a->input || !a->weight || !a->output)
+        return LOSSK_ERR_ARGUMENT;
+    const int64_t I = a->in, O = a->out;
+    if (!a->work) {
+        a->work_size = (int64_t)sizeof(T) * I * O;
+        return LOSSK_OK;
+    }
+    if (a->work_size < (int64_t)sizeof(T) * I * O)
+        return LOSSK_ERR_ARGUMENT;
+    const T *x = a->input, *w = a->weight, *bias = a->bias;
+    T *y = a->output, *wt = a->work;
+    FN(transpose)(O, I, w, I, wt, O);
+    const int nt = lossk_threads_for(a->n * I * O / 16);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int t = THREAD_ID(), nth = NUM_THREADS();
+        ROW_RANGE(a->n, t, nth, r0, r1);
+        for (int64_t i = r0; i < r1; i++)
+            for (int64_t o = 0; o < O; o++)
+                y[i * O + o] = bias ? bias[o] : 0;
+        FN(gemm)(r1 - r0, O, I, x + r0 * I, I, 1, wt, O, y + r0 * O, O, 1);
+    }
+    return LOSSK_OK;
+}
+
+int LOSSK_ISA_NAME(FN(lossk_linear_backward))(lossk_linear_args *a)
+{
+    if (a->n < 0 || a->in < 1 || a->out < 1 || !a->grad_output || (a->grad_input && !a->weight)
+        || (a->grad_weight && !a->input))
+        return LOSSK_ERR_ARGUMENT;
+    if (!a->work) {
+        a->work_size = 0;
+        return LOSSK_OK;
+    }
+    const int64_t I = a->in, O = a->out, N = a->n;
+    const T *x = a->input, *w = a->weight, *dy = a->grad_output;
+    T *dx = a->grad_input, *dw = a->grad_weight, *db = a->grad_bias;
+    const int nt = lossk_threads_for(N * I * O / 16);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        const int t = THREAD_ID(), nth = NUM_THREADS();
+        if (dx) {
+            ROW_RANGE(N, t, nth, r0, r1);
+            FN(gemm)(r1 - r0, I, O, dy + r0 * O, O, 1, w, I, dx + r0 * I, I, 0);
+        }
+        if (dw) {
+            ROW_RANGE(O, t, nth, r0, r1);
+            FN(gemm)(r1 - r0, I, N, dy + r0, 1, O, x, I, dw + r0 * I, I, 1);
+        }
+        if (db) {
+            ROW_RANGE(O, t, nth, r0, r1);
+            for (int64_t o = r0; o < r1; o++) {
+                T sum = 0;
+                for (int64_t i = 0; i < N; i++)
+                    sum += dy[i * O + o];
+                db[o] += sum;
+            }
+        }
+    }
+    return LOSSK_OK;
+}
+
+/* ---- relu ------------------------------------------------------------------------------------ */
+
+int LOSSK_ISA_NAME(FN(lossk_relu_forward))(lossk_relu_args *a)
+{
+    if (a->n < 0 || !a->input || !a->output)
+        return LOSSK_ERR_ARGUMENT;
+    const T *x = a->input;
+    T *y = a->output;
+    const int nt = lossk_threads_for(a->n / 4);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t i = 0; i < a->n; i++)
+        y[i] = x[i] > 0 || x[i] != x[i] ? x[i] : 0; /* nan passes, as in PyTorch */
+    return LOSSK_OK;
+}
+
+int LOSSK_ISA_NAME(FN(lossk_relu_backward))(lossk_relu_args *a)
+{
+    if (a->n < 0 || !a->output || !a->grad_output || !a->grad_input)
+        return LOSSK_ERR_ARGUMENT;
+    const T *y = a->output, *dy = a->grad_output;
+    T *dx = a->grad_input;
+    const int nt = lossk_threads_for(a->n / 4);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (nt > 1)
+    for (int64_t i = 0; i < a->n; i++)
+        dx[i] = y[i] <= 0 ? 0 : dy[i];
+    return LOSSK_OK;
+}
+
+#undef ROW_RANGE
+#undef SEPARABLE
+#undef WT
+#undef WO
+#undef WF
+#undef VEC
+#undef VL
+#undef FN

@@ -1,0 +1,389 @@
+"""Tables of loss cases shared by the test modules: each case names a lossk loss, fixed options
+and how to make inputs, targets and array options (weights) of a given shape and dtype."""
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+import lossk
+
+ELEMENTWISE_LOSSES = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
+                      "binary_cross_entropy_with_logits", "kl_div"]
+CLASSIFICATION_LOSSES = ["cross_entropy", "nll_loss"]
+
+
+def functions(name):
+    """(NAME, NAME_grad, NAME_with_grad) of lossk."""
+    return getattr(lossk, name), getattr(lossk, name + "_grad"), getattr(lossk, name + "_with_grad")
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    name: str                                   # the lossk (and torch.nn.functional) function name
+    make: Callable                              # (rng, shape, dtype) -> (input, target)
+    options: dict = field(default_factory=dict)     # fixed keyword options
+    arrays: dict = field(default_factory=dict)      # option name -> (rng, shape, dtype) -> array
+    kinks: tuple = ()                           # |input - target| where the loss is not smooth
+
+    def __repr__(self):
+        return self.id
+
+    def reductions(self):
+        return ["none", "mean", "sum"] + (["batchmean"] if self.name == "kl_div" else [])
+
+    def build(self, rng, shape, dtype):
+        """(input, target, options) with the array options made for `shape`."""
+        x, t = self.make(rng, shape, dtype)
+        opts = dict(self.options)
+        for key, make in self.arrays.items():
+            opts[key] = np.asarray(make(rng, shape, dtype))
+        return np.asarray(x), np.asarray(t), opts
+
+
+def with_reductions(cases):
+    """pytest params (case, reduction) for every reduction each case has."""
+    import pytest
+
+    return [pytest.param(c, r, id=f"{c.id}-{r}") for c in cases for r in c.reductions()]
+
+
+# --- elementwise --------------------------------------------------------------------------------
+
+def regression(rng, shape, dtype):
+    return (rng.normal(0, 1.5, shape).astype(dtype), rng.normal(0, 1.5, shape).astype(dtype))
+
+
+def probabilities(rng, shape, dtype):
+    """BCE: inputs strictly inside (0, 1), soft targets in [0, 1] with some exact 0s and 1s."""
+    x = rng.uniform(0.02, 0.98, shape)
+    t = rng.uniform(0, 1, shape)
+    t = np.where(rng.random(shape) < 0.2, np.round(t), t)
+    return x.astype(dtype), t.astype(dtype)
+
+
+def logits(rng, shape, dtype):
+    return rng.normal(0, 3, shape).astype(dtype), rng.uniform(0, 1, shape).astype(dtype)
+
+
+def log_probs_and_probs(rng, shape, dtype):
+    """kl_div: input log-probabilities (negative), target probabilities with some exact zeros."""
+    x = np.log(rng.uniform(0.01, 1, shape))
+    t = rng.uniform(0, 1, shape)
+    t = np.where(rng.random(shape) < 0.25, 0.0, t)
+    return x.astype(dtype), t.astype(dtype)
+
+
+def log_probs_twice(rng, shape, dtype):
+    return np.log(rng.uniform(0.01, 1, shape)).astype(dtype), np.log(rng.uniform(0.01, 1, shape)).astype(dtype)
+
+
+def _weight(kind):
+    """A weight of a shape that broadcasts to the input in one of several ways."""
+    def make(rng, shape, dtype):
+        if kind == "full":
+            wshape = shape
+        elif kind == "last":                       # one per "class": the last axis
+            wshape = shape[-1:]
+        elif kind == "lead":                       # (d0, 1, ..., 1): does not repeat periodically
+            wshape = shape[:1] + (1,) * (len(shape) - 1)
+        elif kind == "scalar":
+            wshape = ()
+        else:
+            raise ValueError(kind)
+        return rng.uniform(0.25, 2.0, wshape).astype(dtype)
+    make.kind = kind
+    return make
+
+
+ELEMENTWISE_CASES = [
+    Case("l1", "l1_loss", regression, kinks=(0.0,)),
+    Case("mse", "mse_loss", regression),
+    Case("smooth_l1", "smooth_l1_loss", regression, kinks=(0.0, 1.0)),
+    Case("smooth_l1-beta0.5", "smooth_l1_loss", regression, {"beta": 0.5}, kinks=(0.0, 0.5)),
+    Case("smooth_l1-beta2.5", "smooth_l1_loss", regression, {"beta": 2.5}, kinks=(0.0, 2.5)),
+    Case("smooth_l1-beta0", "smooth_l1_loss", regression, {"beta": 0.0}, kinks=(0.0,)),
+    Case("huber", "huber_loss", regression, kinks=(0.0, 1.0)),
+    Case("huber-delta0.3", "huber_loss", regression, {"delta": 0.3}, kinks=(0.0, 0.3)),
+    Case("huber-delta2", "huber_loss", regression, {"delta": 2.0}, kinks=(0.0, 2.0)),
+    Case("bce", "binary_cross_entropy", probabilities),
+    Case("bce-w_full", "binary_cross_entropy", probabilities, arrays={"weight": _weight("full")}),
+    Case("bce-w_last", "binary_cross_entropy", probabilities, arrays={"weight": _weight("last")}),
+    Case("bce-w_lead", "binary_cross_entropy", probabilities, arrays={"weight": _weight("lead")}),
+    Case("bce-w_scalar", "binary_cross_entropy", probabilities, arrays={"weight": _weight("scalar")}),
+    Case("bce_logits", "binary_cross_entropy_with_logits", logits),
+    Case("bce_logits-w_last", "binary_cross_entropy_with_logits", logits, arrays={"weight": _weight("last")}),
+    Case("bce_logits-pw_last", "binary_cross_entropy_with_logits", logits,
+         arrays={"pos_weight": _weight("last")}),
+    Case("bce_logits-w_full-pw_last", "binary_cross_entropy_with_logits", logits,
+         arrays={"weight": _weight("full"), "pos_weight": _weight("last")}),
+    Case("bce_logits-w_lead-pw_full", "binary_cross_entropy_with_logits", logits,
+         arrays={"weight": _weight("lead"), "pos_weight": _weight("full")}),
+    Case("bce_logits-w_scalar-pw_lead", "binary_cross_entropy_with_logits", logits,
+         arrays={"weight": _weight("scalar"), "pos_weight": _weight("lead")}),
+    Case("kl_div", "kl_div", log_probs_and_probs),
+    Case("kl_div-log_target", "kl_div", log_probs_twice, {"log_target": True}),
+]
+
+def shapes_and_layouts(pairs):
+    """pytest params (shape, layout): each shape in one or two memory layouts (every layout is
+    seen with every rank across the list, without the cost of the full product)."""
+    import pytest
+
+    return [pytest.param(shape, layout, id=f"{shape_id(shape)}-{layout}") for shape, layout in pairs]
+
+
+# 1-d, broadcast-friendly, and sizes with SIMD tails (0-d inputs have tests of their own)
+ELEMENTWISE_SHAPES = [((7,), "strided"), ((7,), "contiguous"), ((3, 5), "transposed"), ((2, 1, 5), "strided"),
+                      ((2, 3, 4), "contiguous"), ((2, 3, 4), "transposed"), ((19, 35), "strided"),
+                      ((19, 35), "contiguous")]
+
+
+# --- classification ----------------------------------------------------------------------------
+
+def class_weight(rng, shape, dtype):
+    C = shape[0] if len(shape) == 1 else shape[1]
+    return rng.uniform(0.2, 2.0, C).astype(dtype)
+
+
+def index_targets(ignore):
+    """Class-index targets (int64) for input `shape`; `ignore`: None (no ignored position),
+    "neg" (ignore_index -1, ~30% of the targets) or "class" (ignore_index 1, a valid class,
+    ~30% of the targets)."""
+    def make(rng, shape, dtype):
+        C = shape[0] if len(shape) == 1 else shape[1]
+        tshape = () if len(shape) == 1 else shape[:1] + shape[2:]
+        x = rng.normal(0, 2, shape).astype(dtype)
+        t = rng.integers(0, C, tshape)
+        if ignore is not None:
+            t = np.where(rng.random(tshape) < 0.3, -1 if ignore == "neg" else 1, t)
+        return x, np.asarray(t, dtype=np.int64)
+    return make
+
+
+def log_prob_scores(rng, shape, dtype):
+    """nll_loss: log-probabilities over the class axis."""
+    axis = 0 if len(shape) == 1 else 1
+    z = rng.normal(0, 2, shape)
+    z = z - np.log(np.sum(np.exp(z), axis=axis, keepdims=True))
+    return z.astype(dtype)
+
+
+def prob_targets(rng, shape, dtype):
+    """Probability targets shaped like the input (softmax of random scores; ~20% exact zeros)."""
+    axis = 0 if len(shape) == 1 else 1
+    x = rng.normal(0, 2, shape).astype(dtype)
+    p = np.exp(rng.normal(0, 1, shape)) * (rng.random(shape) > 0.2)
+    p = p / np.maximum(np.sum(p, axis=axis, keepdims=True), 1e-300)
+    return x, p.astype(dtype)
+
+
+IGNORE_INDEX = {None: -100, "neg": -1, "class": 1}
+
+
+def _classification_cases():
+    cases = []
+    for weighted in (False, True):
+        arrays = {"weight": class_weight} if weighted else {}
+        wid = "-w" if weighted else ""
+        for ignore in (None, "neg", "class"):
+            iid = "" if ignore is None else f"-ign_{ignore}"
+            opts = {} if ignore is None else {"ignore_index": IGNORE_INDEX[ignore]}
+            for eps in (0.0, 0.1, 1.0):
+                sid = "" if eps == 0 else f"-ls{eps}"
+                cases.append(Case(f"ce{wid}{iid}{sid}", "cross_entropy", index_targets(ignore),
+                                  {**opts, **({"label_smoothing": eps} if eps else {})}, arrays))
+            make = index_targets(ignore)
+            cases.append(Case(f"nll{wid}{iid}", "nll_loss",
+                              lambda rng, shape, dtype, make=make: (log_prob_scores(rng, shape, dtype),
+                                                                     make(rng, shape, dtype)[1]),
+                              opts, arrays))
+        for eps in (0.0, 0.25, 1.0):
+            sid = "" if eps == 0 else f"-ls{eps}"
+            cases.append(Case(f"ce_prob{wid}{sid}", "cross_entropy", prob_targets,
+                              {"label_smoothing": eps} if eps else {}, arrays))
+    return cases
+
+
+CLASSIFICATION_CASES = _classification_cases()
+
+# unbatched (C,), (N, C) and K = 1, 2, 3 spatial dimensions
+CLASSIFICATION_SHAPES = [((5,), "strided"), ((6, 4), "transposed"), ((6, 4), "contiguous"), ((3, 4, 5), "strided"),
+                         ((2, 3, 4, 3), "transposed"), ((2, 3, 2, 3, 2), "strided"),
+                         ((2, 3, 2, 3, 2), "contiguous")]
+
+
+def shape_id(shape):
+    return "x".join(map(str, shape)) if shape else "0d"
+
+
+# --- running a loss and checking it --------------------------------------------------------------
+
+@dataclass
+class Outputs:
+    loss: object            # NAME(...)
+    grad: np.ndarray        # NAME_grad(..., grad_output=grad_output)
+    grad1: np.ndarray       # NAME_grad(...) with the default grad_output
+    fused_loss: object      # NAME_with_grad(...)[0]
+    fused_grad: np.ndarray  # NAME_with_grad(...)[1]
+
+
+def evaluate(name, x, t, opts, reduction, grad_output):
+    """Every entry point of loss `name` on the same arguments, checking none of them is modified."""
+    from helpers import unmodified
+
+    f, f_grad, f_with_grad = functions(name)
+    with unmodified(x, t, grad_output, *opts.values()):
+        loss = f(x, t, reduction=reduction, **opts)
+        grad = f_grad(x, t, reduction=reduction, grad_output=grad_output, **opts)
+        grad1 = f_grad(x, t, reduction=reduction, **opts)
+        fused_loss, fused_grad = f_with_grad(x, t, reduction=reduction, **opts)
+    return Outputs(loss, grad, grad1, fused_loss, fused_grad)
+
+
+def check_outputs(out, expected, expected1, x, loss_shape):
+    """`out` (from evaluate) against the reference for grad_output (`expected`) and for
+    grad_output=1 (`expected1`); the fused and separate paths must agree (to rounding here; a
+    test of its own asks for bit-identical results)."""
+    from helpers import assert_close, assert_scalar_result
+
+    dtype = x.dtype
+    if loss_shape is None:
+        assert_scalar_result(out.loss, dtype)
+        assert_scalar_result(out.fused_loss, dtype)
+    else:
+        for loss in (out.loss, out.fused_loss):
+            assert isinstance(loss, np.ndarray) and loss.dtype == dtype and loss.shape == loss_shape, \
+                f"loss: {type(loss).__name__} {getattr(loss, 'dtype', '')}{getattr(loss, 'shape', '')}"
+    for grad in (out.grad, out.grad1, out.fused_grad):
+        assert isinstance(grad, np.ndarray) and grad.dtype == dtype and grad.shape == x.shape, \
+            f"grad: {type(grad).__name__} {getattr(grad, 'dtype', '')}{getattr(grad, 'shape', '')}"
+    assert_close(out.loss, expected.loss, dtype, expected.loss_mag, "loss")
+    assert_close(out.grad, expected.grad, dtype, expected.grad_mag, "grad")
+    assert_close(out.grad1, expected1.grad, dtype, expected1.grad_mag, "grad (grad_output=1)")
+    assert_close(out.fused_loss, out.loss, dtype, expected.loss_mag, "NAME_with_grad loss vs NAME")
+    assert_close(out.fused_grad, out.grad1, dtype, expected1.grad_mag, "NAME_with_grad grad vs NAME_grad")
+
+
+def check_out_buffer(case, shape, loss_shape, reduction, dtype, rng):
+    """NAME_grad(out=) and NAME_with_grad(out=) write into out (pre-filled with a sentinel) and
+    return that very object, with the same bytes as without out; on non-contiguous inputs."""
+    from helpers import assert_bitwise_equal, relayout, unmodified
+
+    x, t, opts = case.build(rng, shape, dtype)
+    x, t = relayout(x, "transposed"), relayout(t, "strided")
+    _, f_grad, f_with_grad = functions(case.name)
+    go = 0.5 if reduction != "none" else rng.normal(size=loss_shape).astype(dtype)
+    with unmodified(x, t, go, *opts.values()):
+        expected = f_grad(x, t, reduction=reduction, grad_output=go, **opts)
+        out = np.full(shape, 12345.0, dtype)
+        assert f_grad(x, t, reduction=reduction, grad_output=go, out=out, **opts) is out
+        assert_bitwise_equal(out, expected, "NAME_grad(out=)")
+        out2 = np.full(shape, 12345.0, dtype)
+        _, result = f_with_grad(x, t, reduction=reduction, out=out2, **opts)
+        assert result is out2
+        assert_bitwise_equal(out2, f_with_grad(x, t, reduction=reduction, **opts)[1], "NAME_with_grad(out=)")
+
+
+def check_finite_differences(name, x, t, opts, reduction, grad_output, h=1e-6, rtol=1e-6, atol=1e-7):
+    """NAME_grad (float64) matches central differences of sum(grad_output * NAME(...))."""
+    f, f_grad, _ = functions(name)
+
+    def objective(xv):
+        return float(np.sum(grad_output * f(xv, t, reduction=reduction, **opts)))
+
+    fd = np.empty(x.shape)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[i] += h
+        xm[i] -= h
+        fd[i] = (objective(xp) - objective(xm)) / (2 * h)
+    grad = f_grad(x, t, reduction=reduction, grad_output=grad_output, **opts)
+    np.testing.assert_allclose(grad, fd, rtol=rtol, atol=atol * max(1.0, np.abs(fd).max()))
+
+
+def check_thread_invariance(case, shape, reduction, dtype, seed):
+    """Loss, fused loss and gradients are bit-identical with 1, 2 and 3 threads."""
+    from helpers import assert_bitwise_equal
+
+    x, t, opts = case.build(np.random.default_rng(seed), shape, dtype)
+    f, f_grad, f_with_grad = functions(case.name)
+    results = []
+    for n in (1, 2, 3):
+        lossk.set_num_threads(n)
+        assert lossk.get_num_threads() == n
+        loss, grad = f_with_grad(x, t, reduction=reduction, **opts)
+        results.append((np.asarray(f(x, t, reduction=reduction, **opts)), np.asarray(loss), grad,
+                        f_grad(x, t, reduction=reduction, grad_output=0.75, **opts)))
+    for n, other in ((2, results[1]), (3, results[2])):
+        for a, b, what in zip(results[0], other, ("loss", "fused loss", "fused grad", "grad")):
+            assert_bitwise_equal(a, b, f"{what}: 1 thread vs {n}")
+
+
+def check_large_output_matches_chunks(case, shape, dtype, chunk, seed):
+    """Outputs past 16 MiB take another code path in lossk (streaming stores): per-element losses
+    and gradients (reduction "sum": no division) must equal those computed on small slices along
+    the first axis (to rounding: a value may be computed in a vector body on one path and in a
+    scalar tail on the other), also when written into a caller's out at an odd address."""
+    from helpers import assert_close
+
+    x, t, opts = case.build(np.random.default_rng(seed), shape, dtype)
+    f, f_grad, f_with_grad = functions(case.name)
+    per_position = {k: v for k, v in opts.items() if not (isinstance(v, np.ndarray) and v.shape == shape)}
+    pieces_loss, pieces_grad = [], []
+    for start in range(0, shape[0], chunk):
+        part = slice(start, start + chunk)
+        o = dict(per_position, **{k: v[part] for k, v in opts.items() if k not in per_position})
+        pieces_loss.append(f(x[part], t[part], reduction="none", **o))
+        pieces_grad.append(f_grad(x[part], t[part], reduction="sum", grad_output=0.5, **o))
+    loss_expected = np.concatenate(pieces_loss).astype(np.float64)
+    grad_expected = np.concatenate(pieces_grad).astype(np.float64)
+
+    assert_close(f(x, t, reduction="none", **opts), loss_expected, dtype, what="loss")
+    assert_close(f_grad(x, t, reduction="sum", grad_output=0.5, **opts), grad_expected, dtype, what="grad")
+    buf = np.full(x.size + 1, np.nan, dtype)
+    out = buf[1:].reshape(shape)                    # C-contiguous, not aligned to a vector
+    loss, grad = f_with_grad(x, t, reduction="sum", out=out, **opts)
+    assert grad is out and np.isnan(buf[0])
+    assert_close(grad, 2 * grad_expected, dtype, what="fused grad into out")
+    assert_close(loss, np.sum(loss_expected), dtype, np.sum(np.abs(loss_expected)), "fused loss")
+
+
+UNUSUAL = ["byteswapped", "misaligned", "broadcast"]
+
+
+def unusual(a, kind):
+    """`a`'s values in an unusual ndarray: non-native byte order, an address that is not a
+    multiple of the item size, or a zero-stride broadcast view of its first row (values change)."""
+    if kind == "byteswapped":
+        return a.astype(a.dtype.newbyteorder())
+    if kind == "misaligned":
+        buf = bytearray(a.nbytes + 1)
+        m = np.frombuffer(buf, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
+        m[...] = a
+        return m
+    if kind == "broadcast":
+        return np.broadcast_to(a[:1], a.shape)
+    raise ValueError(kind)
+
+
+def check_unusual_arrays(case, shape, kind, dtype, rng):
+    """Input and target in an unusual ndarray give the results of plain copies of them, or (for
+    a byte order lossk does not compute in) are rejected with a TypeError naming the argument;
+    never a silently different number."""
+    from helpers import assert_bitwise_equal
+
+    x, t, opts = case.build(rng, shape, dtype)
+    xu, tu = unusual(x, kind), unusual(t, kind)
+    xc, tc = np.array(xu, dtype=x.dtype), np.array(tu, dtype=t.dtype)      # native, contiguous copies
+    f, f_grad, f_with_grad = functions(case.name)
+    try:
+        results = [np.asarray(f(xu, tu, reduction="none", **opts)), np.asarray(f(xu, tu, **opts)),
+                   f_grad(xu, tu, **opts)]
+    except TypeError as e:
+        assert kind == "byteswapped" and ("input" in str(e) or "target" in str(e)), f"{kind}: {e}"
+        return
+    expected = [np.asarray(f(xc, tc, reduction="none", **opts)), np.asarray(f(xc, tc, **opts)),
+                f_grad(xc, tc, **opts)]
+    for got, want, what in zip(results, expected, ("none", "mean", "grad")):
+        assert_bitwise_equal(got.astype(want.dtype), want, f"{kind} {what}")

@@ -1,0 +1,295 @@
+"""An independent, slow, pure-NumPy float64 twin of every lossk loss and its gradient.
+
+Written from the definitions in PyTorch's documentation of ``torch.nn.functional`` (and the
+formulas of its reference implementation), not from lossk's code. Everything is computed in
+float64 from the (possibly float32) arguments, which makes it the "exact" answer a float32 or
+float64 computation is compared with.
+
+Every function returns a :class:`Result`: ``loss`` (a float for reduced losses, an array shaped
+like the loss for "none"), ``grad`` (d loss / d input times grad_output, shaped like the input),
+and ``loss_mag`` / ``grad_mag``: the same quantities computed from the absolute values of the
+terms they are made of, the scale against which rounding errors are measured (a loss that is
+the small difference of large terms is only as accurate as those terms).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+REDUCTIONS = ("none", "mean", "sum")
+
+
+@dataclass
+class Result:
+    loss: object
+    grad: np.ndarray
+    loss_mag: object
+    grad_mag: np.ndarray
+
+
+def _f64(a):
+    return None if a is None else np.asarray(a, dtype=np.float64)
+
+
+def _reduce(terms, mags, dterms, dmags, reduction, grad_output, divisor, loss_shape):
+    """Reduce elementwise loss terms and scale their derivatives.
+
+    terms, mags: the loss terms and their magnitudes; dterms, dmags: d terms / d input (unscaled);
+    grad_output: scalar, or for "none" an array shaped like the loss; divisor: what "mean"
+    divides by."""
+    go = np.asarray(grad_output, dtype=np.float64)
+    if reduction == "none":
+        loss, loss_mag = terms.reshape(loss_shape), mags.reshape(loss_shape)
+        scale = go
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            div = np.float64(divisor if reduction == "mean" else 1)
+            loss, loss_mag = float(np.sum(terms) / div), float(np.sum(mags) / div)
+            scale = go / div
+    with np.errstate(invalid="ignore", over="ignore"):
+        grad = dterms * scale
+        grad_mag = dmags * np.abs(scale)
+    return Result(loss, grad, loss_mag, grad_mag)
+
+
+# --- elementwise losses: per element (loss, magnitude, d loss / d input, magnitude) -------------
+
+def _l1(x, t):
+    d = x - t
+    return np.abs(d), np.abs(d), np.sign(d), np.abs(np.sign(d))
+
+
+def _mse(x, t):
+    d = x - t
+    return d * d, d * d, 2 * d, np.abs(2 * d)
+
+
+def _smooth_l1(x, t, beta=1.0):
+    if beta == 0:                       # PyTorch: smooth_l1_loss with beta=0 is l1_loss
+        return _l1(x, t)
+    d = x - t
+    z = np.abs(d)
+    small = z < beta
+    loss = np.where(small, 0.5 * d * d / beta, z - 0.5 * beta)
+    grad = np.where(small, d / beta, np.sign(d))
+    return loss, np.where(small, loss, z + 0.5 * beta), grad, np.abs(grad)
+
+
+def _huber(x, t, delta=1.0):
+    d = x - t
+    z = np.abs(d)
+    small = z < delta
+    loss = np.where(small, 0.5 * d * d, delta * (z - 0.5 * delta))
+    grad = np.where(small, d, delta * np.sign(d))
+    return loss, np.where(small, loss, delta * (z + 0.5 * delta)), grad, np.abs(grad)
+
+
+# PyTorch clamps BCE's gradient denominator at EPSILON = 1e-12 declared as a float, even for
+# double: float32(1e-12) = 9.999999960041972e-13 (grad at x = 0, t = 1: -1000000003995.8029).
+BCE_GRAD_EPS = float(np.float32(1e-12))
+
+
+def _bce(x, t, weight=None):
+    # PyTorch: loss = -w (t max(log x, -100) + (1 - t) max(log(1 - x), -100));
+    #          grad = w (x - t) / max(x (1 - x), 1e-12)
+    with np.errstate(divide="ignore"):
+        log_x = np.maximum(np.log(x), -100.0)
+        log_1mx = np.maximum(np.log1p(-x), -100.0)
+    a, b = t * log_x, (1 - t) * log_1mx
+    loss = -(a + b)
+    mag = np.abs(a) + np.abs(b)
+    grad = (x - t) / np.maximum(x * (1 - x), BCE_GRAD_EPS)
+    gmag = (np.abs(x) + np.abs(t)) / np.maximum(x * (1 - x), BCE_GRAD_EPS)
+    w = 1.0 if weight is None else np.broadcast_to(weight, x.shape)
+    return loss * w, mag * np.abs(w), grad * w, gmag * np.abs(w)
+
+
+def _sigmoid(x):
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _bce_with_logits(x, t, weight=None, pos_weight=None):
+    # loss = w ((1 - t) x - lw log(sigmoid(x))), lw = 1 + (p - 1) t;
+    # d/dx = w (lw sigmoid(x) - p t)
+    log_sig = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+    p = 1.0 if pos_weight is None else np.broadcast_to(pos_weight, x.shape)
+    lw = 1 + (p - 1) * t
+    a, b = (1 - t) * x, -lw * log_sig
+    loss, mag = a + b, np.abs(a) + np.abs(b)
+    s = _sigmoid(x)
+    grad = lw * s - p * t
+    gmag = np.abs(lw * s) + np.abs(p * t)
+    w = 1.0 if weight is None else np.broadcast_to(weight, x.shape)
+    return loss * w, mag * np.abs(w), grad * w, gmag * np.abs(w)
+
+
+def _kl_div(x, t, log_target=False):
+    if log_target:                      # exp(t) (t - x); d/dx = -exp(t)
+        e = np.exp(t)
+        return e * (t - x), e * (np.abs(t) + np.abs(x)), -e, e
+    # xlogy(t, t) - t x (0 where t == 0); d/dx = -t
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tlogt = np.where(t == 0, 0.0, t * np.log(np.where(t == 0, 1.0, t)))
+    return tlogt - t * x, np.abs(tlogt) + np.abs(t * x), -t, np.abs(t)
+
+
+ELEMENTWISE = {
+    "l1_loss": _l1,
+    "mse_loss": _mse,
+    "smooth_l1_loss": _smooth_l1,
+    "huber_loss": _huber,
+    "binary_cross_entropy": _bce,
+    "binary_cross_entropy_with_logits": _bce_with_logits,
+    "kl_div": _kl_div,
+}
+
+
+def elementwise(name, input, target, reduction="mean", grad_output=1.0, **options):
+    """The loss `name` (a lossk / torch.nn.functional name) and its gradient."""
+    x, t = _f64(input), _f64(target)
+    assert x.shape == t.shape
+    options = {k: (_f64(v) if isinstance(v, np.ndarray) else v) for k, v in options.items()}
+    terms, mags, dterms, dmags = ELEMENTWISE[name](x, t, **options)
+    terms, mags = np.broadcast_to(terms, x.shape), np.broadcast_to(mags, x.shape)
+    if reduction == "batchmean":        # kl_div: the sum over the batch size (a 0-d input: the sum)
+        assert name == "kl_div"
+        reduction, divisor = "mean", (x.shape[0] if x.ndim else 1)
+    else:
+        assert reduction in REDUCTIONS
+        divisor = x.size
+    return _reduce(terms, mags, dterms, dmags, reduction, grad_output, divisor, x.shape)
+
+
+# --- cross-entropy and NLL ------------------------------------------------------------------
+
+def _rows(x):
+    """(N, C, d1..dK) -> (N*d1*..*dK, C) with the class axis last, and back."""
+    moved = np.moveaxis(x, 1, -1)
+    rows = moved.reshape(-1, x.shape[1])
+    return rows, lambda r: np.moveaxis(r.reshape(moved.shape), -1, 1)
+
+
+def _log_softmax(rows):
+    """log p = (x - m) - log(sum exp(x - m)), m the row's maximum (so that the rounding of a large
+    m does not enter log p); also returns log-sum-exp."""
+    m = np.max(rows, axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        log_z = np.log(np.sum(np.exp(rows - m), axis=1, keepdims=True))
+    return (rows - m) - log_z, m + log_z
+
+
+def _class_indices(target, C, ignore_index, shape):
+    t = np.asarray(target)
+    assert t.dtype.kind in "iu" and t.shape == shape, (t.dtype, t.shape, shape)
+    flat = [int(v) for v in t.reshape(-1)]      # Python ints: no overflow for uint64 / int64 extremes
+    ignored = np.array([v == ignore_index for v in flat], dtype=bool)
+    for i, v in enumerate(flat):
+        if not ignored[i] and not 0 <= v < C:
+            raise ValueError(f"target: class index {v} at flat position {i} is out of range [0, {C})")
+    return np.array([0 if ign else v for v, ign in zip(flat, ignored)], dtype=np.int64), ignored
+
+
+def _classification(input, target, weight, ignore_index, reduction, label_smoothing, grad_output, nll):
+    x = _f64(input)
+    assert x.ndim >= 1 and reduction in REDUCTIONS
+    unbatched = x.ndim == 1
+    if unbatched:
+        x = x[None]
+    C = x.shape[1]
+    loss_shape = () if unbatched else (x.shape[0],) + x.shape[2:]
+    rows, unrows = _rows(x)
+    M = rows.shape[0]
+    w = np.ones(C) if weight is None else _f64(weight)
+    assert w.shape == (C,)
+    eps = float(label_smoothing)
+
+    soft = np.asarray(target).dtype.kind == "f"
+    if nll:
+        assert not soft and eps == 0
+        logp = rows
+    else:
+        logp, lse = _log_softmax(rows)
+        p = np.exp(logp)
+    # the magnitude of a row's terms: |x_c| and |lse| are what log-probabilities are computed from
+    row_scale = (np.max(np.where(np.isfinite(rows), np.abs(rows), 0.0), axis=1, initial=0.0)
+                 + (0.0 if nll else np.abs(np.where(np.isfinite(lse[:, 0]), lse[:, 0], 0.0))))
+
+    with np.errstate(invalid="ignore", over="ignore"):
+        if soft:
+            # PyTorch: -(sum_c w_c t'_c log p_c), t' = (1 - eps) t + eps / C; mean: over N*d1*..*dK
+            T, _ = _rows(_f64(target)[None] if unbatched else _f64(target))
+            assert T.shape == rows.shape
+            if eps > 0:
+                T = T * (1 - eps) + eps / C
+            wt = w * T
+            terms = -np.sum(logp * wt, axis=1)
+            mags = np.sum(np.abs(wt), axis=1) * (1 + row_scale)
+            dterms = p * np.sum(wt, axis=1, keepdims=True) - wt
+            dmags = p * np.sum(np.abs(wt), axis=1, keepdims=True) + np.abs(wt)
+            ignored = np.zeros(M, dtype=bool)
+            divisor = M
+        else:
+            t, ignored = _class_indices(target, C, ignore_index, loss_shape)
+            t_w = np.where(ignored, 0.0, w[t])
+            onehot = np.zeros_like(rows)
+            onehot[np.arange(M), t] = 1.0
+            picked = logp[np.arange(M), t]
+            # -(1 - eps) w_t log p_t - (eps / C) sum_c w_c log p_c at non-ignored positions
+            terms = np.where(ignored, 0.0, -t_w * picked)
+            mags = np.abs(t_w) * (1 + row_scale)
+            if nll:
+                dterms = -t_w[:, None] * onehot
+                dmags = np.abs(dterms)
+            else:
+                dterms = t_w[:, None] * (p - onehot)
+                dmags = np.abs(t_w)[:, None] * (p + onehot)
+            if eps > 0:                     # PyTorch computes the smoothing term only when eps > 0
+                smooth = np.where(ignored, 0.0, -np.sum(logp * w, axis=1))
+                terms = (1 - eps) * terms + eps / C * smooth
+                mags = (1 - eps) * mags + eps / C * np.where(ignored, 0.0, np.sum(np.abs(w))) * (1 + row_scale)
+                dterms = (1 - eps) * dterms + eps / C * (p * np.sum(w) - w)
+                dmags = (1 - eps) * dmags + eps / C * (p * np.sum(np.abs(w)) + np.abs(w))
+            divisor = float(np.sum(t_w))    # mean: by the summed weight of the non-ignored targets
+
+    go = np.asarray(grad_output, dtype=np.float64)
+    # every position sums C terms (exponentials, log-probabilities): their rounding error grows
+    # like sqrt(C) (it takes thousands of classes to matter)
+    mags, dmags = mags * np.sqrt(C), dmags * np.sqrt(C)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        if reduction == "none":
+            loss, loss_mag = terms.reshape(loss_shape), mags.reshape(loss_shape)
+            scale = np.broadcast_to(go, loss_shape).reshape(-1)[:, None]     # per position
+        else:
+            div = np.float64(divisor) if reduction == "mean" else np.float64(1.0)
+            loss, loss_mag = float(np.sum(terms) / div), float(np.sum(mags) / div)
+            scale = go / div
+        # ignored positions: PyTorch never writes their gradient, whatever grad_output is
+        zero = np.broadcast_to(ignored[:, None], rows.shape)
+        grad = np.where(zero, 0.0, dterms * scale)
+        grad_mag = np.where(zero, 0.0, dmags * np.abs(scale))
+    grad, grad_mag = unrows(grad), unrows(grad_mag)
+    if unbatched:
+        grad, grad_mag = grad[0], grad_mag[0]
+    return Result(loss, grad, loss_mag, grad_mag)
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0,
+                  grad_output=1.0):
+    """Cross-entropy of logits; class-index (integer) or probability (float) targets."""
+    return _classification(input, target, weight, ignore_index, reduction, label_smoothing, grad_output,
+                           nll=False)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", grad_output=1.0):
+    """Negative log-likelihood of (any) scores with class-index targets."""
+    return _classification(input, target, weight, ignore_index, reduction, 0.0, grad_output, nll=True)
+
+
+def compute(name, input, target, reduction="mean", grad_output=1.0, **options):
+    """Any loss by its lossk name."""
+    if name == "cross_entropy":
+        return cross_entropy(input, target, reduction=reduction, grad_output=grad_output, **options)
+    if name == "nll_loss":
+        return nll_loss(input, target, reduction=reduction, grad_output=grad_output, **options)
+    return elementwise(name, input, target, reduction=reduction, grad_output=grad_output, **options)

@@ -1,0 +1,119 @@
+"""The lower instruction-set variants of the kernels (forced with LOSSK_ISA=baseline|avx2 in the
+environment, read once when lossk loads) give the same results as the default one, within
+tolerance of the float64 reference. Each variant runs in a subprocess."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import lossk
+import reference
+from helpers import DTYPES, assert_close
+from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, functions
+
+ISAS = ["baseline", "avx2", "avx512"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# (case, shape): small and SIMD-ragged shapes, plus some large enough to run in parallel
+EW_SHAPES = [(67, 131), (300, 257)]
+CLASS_SHAPES = [(37, 13), (3, 7, 5, 11), (512, 100)]
+
+
+def workload():
+    """Every case on a few shapes: {key: (case, x, t, opts)} built from fixed seeds."""
+    items = {}
+    for i, case in enumerate(ELEMENTWISE_CASES):
+        for shape in EW_SHAPES:
+            for dtype in DTYPES:
+                x, t, opts = case.build(np.random.default_rng(i), shape, dtype)
+                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, x, t, opts)
+    for i, case in enumerate(CLASSIFICATION_CASES):
+        for shape in CLASS_SHAPES:
+            for dtype in DTYPES:
+                x, t, opts = case.build(np.random.default_rng(100 + i), shape, dtype)
+                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, x, t, opts)
+    return items
+
+
+def compute(items):
+    """{key/what: array}: none loss, mean loss, fused sum loss and gradient."""
+    results = {}
+    for key, (case, x, t, opts) in items.items():
+        f, f_grad, f_with_grad = functions(case.name)
+        results[f"{key}/none"] = f(x, t, reduction="none", **opts)
+        results[f"{key}/mean"] = np.asarray(f(x, t, **opts))
+        results[f"{key}/grad"] = f_grad(x, t, reduction="none", grad_output=0.5, **opts)
+        loss, grad = f_with_grad(x, t, reduction="sum", **opts)
+        results[f"{key}/fused_loss"], results[f"{key}/fused_grad"] = np.asarray(loss), grad
+    return results
+
+
+def expected(items):
+    out = {}
+    for key, (case, x, t, opts) in items.items():
+        none = reference.compute(case.name, x, t, "none", **opts)
+        mean = reference.compute(case.name, x, t, "mean", **opts)
+        grad = reference.compute(case.name, x, t, "none", grad_output=0.5, **opts)
+        fused = reference.compute(case.name, x, t, "sum", **opts)
+        out[f"{key}/none"] = (none.loss, none.loss_mag)
+        out[f"{key}/mean"] = (mean.loss, mean.loss_mag)
+        out[f"{key}/grad"] = (grad.grad, grad.grad_mag)
+        out[f"{key}/fused_loss"] = (fused.loss, fused.loss_mag)
+        out[f"{key}/fused_grad"] = (fused.grad, fused.grad_mag)
+    return out
+
+
+def run_variant(isa, path):
+    """Results computed in a subprocess with LOSSK_ISA=isa (None: the default), and its isa()."""
+    env = dict(os.environ)
+    env.pop("LOSSK_ISA", None)
+    if isa is not None:
+        env["LOSSK_ISA"] = isa
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "import numpy as np, lossk, test_isa_variants as m\n"
+            "r = m.compute(m.workload())\n"
+            "np.savez(sys.argv[2], isa=np.array(lossk.isa()), **r)\n")
+    proc = subprocess.run([sys.executable, "-c", code, HERE, str(path)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"LOSSK_ISA={isa}: exit code {proc.returncode}\n{proc.stderr[-3000:]}"
+    with np.load(path) as data:
+        return str(data["isa"]), {k: data[k] for k in data.files if k != "isa"}
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    return run_variant(None, tmp_path_factory.mktemp("isa") / "default.npz")
+
+
+@pytest.fixture(scope="module")
+def reference_results():
+    return expected(workload())
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_forced_isa_matches_default_and_reference(isa, default_run, reference_results, tmp_path):
+    default_isa, default_results = default_run
+    assert default_isa == lossk.isa() and default_isa in ISAS
+    if ISAS.index(isa) > ISAS.index(default_isa):
+        pytest.skip(f"this CPU has no {isa}")
+    got_isa, results = run_variant(isa, tmp_path / f"{isa}.npz")
+    assert got_isa == isa, f"LOSSK_ISA={isa} gave isa() == {got_isa!r}"
+    assert results.keys() == default_results.keys() == reference_results.keys()
+    for key, (value, mag) in reference_results.items():
+        dtype = results[key].dtype
+        assert_close(results[key], value, dtype, mag, f"LOSSK_ISA={isa}: {key}")
+        assert_close(results[key], default_results[key].astype(np.float64), dtype, mag,
+                     f"LOSSK_ISA={isa} vs default: {key}")
+
+
+def test_unknown_or_higher_isa_request_falls_back_to_the_default(default_run, tmp_path):
+    """LOSSK_ISA can only lower the choice: an unknown name or a higher ISA changes nothing."""
+    default_isa, _ = default_run
+    for value in ("bogus", "avx512", ""):
+        env = dict(os.environ, LOSSK_ISA=value)
+        proc = subprocess.run([sys.executable, "-c", "import lossk; print(lossk.isa())"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == default_isa, f"LOSSK_ISA={value!r}"

@@ -1,0 +1,554 @@
+"""lossk.nn and lossk.optim: gradients against finite differences and a slow NumPy reference,
+parity with PyTorch, bad input, thread-count invariance, no_grad."""
+import numpy as np
+import pytest
+
+import lossk
+import lossk.nn as nn
+import lossk.optim as optim
+
+f64 = np.float64
+
+
+# ---- slow NumPy reference ------------------------------------------------------------------------
+
+def ref_conv2d(x, w, b, stride, padding):
+    (sh, sw), (ph, pw) = stride, padding
+    n, c, h, wd = x.shape
+    k, _, r, s = w.shape
+    xp = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), x.dtype)
+    xp[:, :, ph:ph + h, pw:pw + wd] = x
+    p, q = (h + 2 * ph - r) // sh + 1, (wd + 2 * pw - s) // sw + 1
+    y = np.zeros((n, k, p, q), f64)
+    for i in range(r):
+        for j in range(s):
+            patch = xp[:, :, i:i + sh * (p - 1) + 1:sh, j:j + sw * (q - 1) + 1:sw]
+            y += np.einsum("nchw,kc->nkhw", patch, w[:, :, i, j])
+    if b is not None:
+        y += b[None, :, None, None]
+    return y
+
+
+def ref_conv2d_backward(x, w, dy, stride, padding):
+    (sh, sw), (ph, pw) = stride, padding
+    n, c, h, wd = x.shape
+    k, _, r, s = w.shape
+    p, q = dy.shape[2:]
+    xp = np.zeros((n, c, h + 2 * ph, wd + 2 * pw), f64)
+    xp[:, :, ph:ph + h, pw:pw + wd] = x
+    dxp = np.zeros_like(xp)
+    dw = np.zeros(w.shape, f64)
+    for i in range(r):
+        for j in range(s):
+            sl = (slice(None), slice(None), slice(i, i + sh * (p - 1) + 1, sh), slice(j, j + sw * (q - 1) + 1, sw))
+            dw[:, :, i, j] = np.einsum("nchw,nkhw->kc", xp[sl], dy)
+            dxp[sl] += np.einsum("nkhw,kc->nchw", dy, w[:, :, i, j])
+    return dxp[:, :, ph:ph + h, pw:pw + wd], dw, dy.sum(axis=(0, 2, 3))
+
+
+def ref_max_pool2d(x, kernel, stride):
+    (kh, kw), (sh, sw) = kernel, stride
+    n, c, h, w = x.shape
+    p, q = (h - kh) // sh + 1, (w - kw) // sw + 1
+    y = np.empty((n, c, p, q), x.dtype)
+    dx_of = {}
+    for a in range(p):
+        for b in range(q):
+            win = x[:, :, a * sh:a * sh + kh, b * sw:b * sw + kw].reshape(n, c, -1)
+            arg = win.argmax(axis=2)
+            y[:, :, a, b] = np.take_along_axis(win, arg[..., None], 2)[..., 0]
+            dx_of[a, b] = (a * sh + arg // kw, b * sw + arg % kw)
+    return y, dx_of
+
+
+def ref_max_pool2d_backward(x, dy, kernel, stride):
+    _, dx_of = ref_max_pool2d(x, kernel, stride)
+    dx = np.zeros(x.shape, f64)
+    n, c = x.shape[:2]
+    ni, ci = np.meshgrid(np.arange(n), np.arange(c), indexing="ij")
+    for (a, b), (hh, ww) in dx_of.items():
+        np.add.at(dx, (ni, ci, hh, ww), dy[:, :, a, b])
+    return dx
+
+
+# ---- finite differences --------------------------------------------------------------------------
+
+def numeric_grad(f, arr, eps=1e-6):
+    """d f() / d arr by central differences (arr changed in place and restored)."""
+    g = np.zeros(arr.shape, f64)
+    flat, gflat = arr.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        hi = f()
+        flat[i] = old - eps
+        lo = f()
+        flat[i] = old
+        gflat[i] = (hi - lo) / (2 * eps)
+    return g
+
+
+def check_layer_grads(layer, x, rtol=1e-6, atol=1e-8):
+    """Analytic gradients of sum(layer(x) * G) against finite differences, for x and every parameter."""
+    rng = np.random.default_rng(1)
+    y = layer(x)
+    G = rng.standard_normal(y.shape)
+    layer.zero_grad()
+    dx = layer.backward(G)
+
+    def loss():
+        with nn.no_grad():
+            return float(np.sum(layer(x) * G))
+
+    np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=rtol, atol=atol)
+    for name, p in layer.named_parameters():
+        np.testing.assert_allclose(p.grad, numeric_grad(loss, p.data), rtol=rtol, atol=atol, err_msg=name)
+    return y, G, dx
+
+
+CONV_CASES = [
+    # (n, c, k, h, w, kernel, stride, padding, algo)
+    (2, 2, 3, 6, 5, 3, 1, 1, "direct"),
+    (2, 3, 2, 7, 7, (3, 2), (2, 1), (1, 0), "direct"),
+    (1, 2, 3, 6, 6, 5, 1, 2, "direct"),
+    (2, 3, 2, 6, 6, 5, 1, 2, "winograd"),
+    (1, 2, 3, 7, 5, 5, 1, (0, 3), "winograd"),
+    (1, 2, 2, 5, 5, 5, 1, 4, "winograd"),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_gradients(case):
+    n, c, k, h, w, kernel, stride, padding, algo = case
+    rng = np.random.default_rng(0)
+    conv = nn.Conv2d(c, k, kernel, stride=stride, padding=padding, dtype=f64, rng=rng, algo=algo)
+    x = rng.standard_normal((n, c, h, w))
+    y, G, dx = check_layer_grads(conv, x)
+    # and the slow reference
+    np.testing.assert_allclose(y, ref_conv2d(x, conv.weight.data, conv.bias.data, conv.stride, conv.padding),
+                               rtol=1e-10, atol=1e-12)
+    rdx, rdw, rdb = ref_conv2d_backward(x, conv.weight.data, G, conv.stride, conv.padding)
+    conv.zero_grad()
+    conv(x)
+    np.testing.assert_allclose(conv.backward(G), rdx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(conv.weight.grad, rdw, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(conv.bias.grad, rdb, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("c,k,h", [(3, 32, 12), (32, 32, 8), (32, 64, 4), (9, 17, 6)])
+def test_conv2d_float32_paths_agree_with_reference(c, k, h):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, c, h, h)).astype(np.float32)
+    G = rng.standard_normal((3, k, h, h)).astype(np.float32)
+    ref = None
+    for algo in ("direct", "winograd"):
+        conv = nn.Conv2d(c, k, 5, padding=2, rng=3, algo=algo)
+        w, b = conv.weight.data.astype(f64), conv.bias.data.astype(f64)
+        if ref is None:
+            ref = (ref_conv2d(x.astype(f64), w, b, (1, 1), (2, 2)),) + ref_conv2d_backward(x.astype(f64), w, G.astype(f64),
+                                                                                           (1, 1), (2, 2))
+        got = (conv(x), conv.backward(G), conv.weight.grad, conv.bias.grad)
+        for g, r in zip(got, ref):
+            assert g.dtype == np.float32
+            # Winograd F(4x4, 5x5) keeps float32 accuracy: within a few 1e-6 of the largest value
+            assert np.abs(g - r).max() <= 2e-5 * max(1.0, np.abs(r).max()), algo
+
+
+@pytest.mark.parametrize("kernel,stride", [(2, None), (3, 2), ((2, 3), (1, 2))])
+def test_max_pool2d(kernel, stride):
+    rng = np.random.default_rng(0)
+    pool = nn.MaxPool2d(kernel, stride)
+    x = rng.standard_normal((2, 3, 7, 8))
+    y, G, dx = check_layer_grads(pool, x)
+    np.testing.assert_array_equal(y, ref_max_pool2d(x, pool.kernel_size, pool.stride)[0])
+    np.testing.assert_allclose(dx, ref_max_pool2d_backward(x, G, pool.kernel_size, pool.stride), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool2d_wide_rows_ties_and_nan(dtype):
+    """Rows wide enough for the vectorised 2x2 path, with ties and nans in the windows."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, (2, 3, 6, 44)).astype(dtype)
+    x[0, 0, 2, 5] = x[1, 2, 3, 30] = np.nan
+    y, idx = lossk._core.max_pool2d_forward(x, (2, 2), (2, 2))
+    ref, _ = ref_max_pool2d(x, (2, 2), (2, 2))
+    np.testing.assert_array_equal(y, ref)
+    win = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(2, 3))[:, :, ::2, ::2].reshape(2, 3, 3, 22, 4)
+    first = np.argmax((win == y[..., None]) | np.isnan(win), axis=-1)
+    hh = 2 * np.arange(3)[:, None] + first // 2
+    ww = 2 * np.arange(22)[None, :] + first % 2
+    np.testing.assert_array_equal(idx, hh * 44 + ww)
+
+
+def test_max_pool2d_ties_and_nan_follow_pytorch():
+    x = np.array([[[[1.0, 1.0], [0.0, 1.0]]]], np.float32)
+    pool = nn.MaxPool2d(2)
+    assert pool(x)[0, 0, 0, 0] == 1.0
+    np.testing.assert_array_equal(pool.backward(np.ones((1, 1, 1, 1), np.float32))[0, 0], [[1, 0], [0, 0]])
+    x[0, 0, 1, 0] = np.nan
+    assert np.isnan(pool(x)[0, 0, 0, 0])
+
+
+def test_linear_relu_flatten_gradients():
+    rng = np.random.default_rng(0)
+    lin = nn.Linear(7, 5, dtype=f64, rng=rng)
+    x = rng.standard_normal((4, 7))
+    y, G, dx = check_layer_grads(lin, x)
+    np.testing.assert_allclose(y, x @ lin.weight.data.T + lin.bias.data, rtol=1e-12)
+    np.testing.assert_allclose(dx, G @ lin.weight.data, rtol=1e-12)
+    check_layer_grads(nn.Linear(3, 2, bias=False, dtype=f64, rng=rng), rng.standard_normal((2, 4, 3)))
+    check_layer_grads(nn.ReLU(), rng.standard_normal((3, 4)) + 0.01)
+    flat = nn.Flatten()
+    x = rng.standard_normal((2, 3, 4, 5))
+    assert flat(x).shape == (2, 60)
+    np.testing.assert_array_equal(flat.backward(np.arange(120.0).reshape(2, 60)), np.arange(120.0).reshape(x.shape))
+
+
+def small_net(dtype=np.float32, seed=0, c2=8):
+    rng = np.random.default_rng(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, c2, 5, padding=2, dtype=dtype, rng=rng), nn.MaxPool2d(2),
+        nn.Conv2d(c2, c2, 5, padding=2, dtype=dtype, rng=rng), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c2, 8, 5, padding=2, dtype=dtype, rng=rng), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(8, 6, dtype=dtype, rng=rng), nn.Linear(6, 3, dtype=dtype, rng=rng))
+
+
+def test_sequential_gradients_float64():
+    rng = np.random.default_rng(0)
+    net = nn.Sequential(nn.Conv2d(2, 8, 5, padding=2, dtype=f64, rng=rng), nn.MaxPool2d(2),
+                        nn.Conv2d(8, 8, 5, padding=2, dtype=f64, rng=rng), nn.MaxPool2d(2), nn.Flatten(),
+                        nn.Linear(8, 3, dtype=f64, rng=rng))
+    x = rng.standard_normal((2, 2, 4, 4))
+    check_layer_grads(net, x, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("c,k,size,stride,algo,dtype", [
+    (16, 8, 8, 1, "auto", np.float32),      # Winograd, pooled in the output transform
+    (3, 32, 32, 1, "auto", np.float32),     # direct, pooled per image (vectorised 2x2 pool)
+    (3, 4, 20, 2, "direct", np.float64),
+    (4, 5, 12, 1, "winograd", np.float64),
+])
+def test_fused_conv_pool_matches_separate_layers(c, k, size, stride, algo, dtype, monkeypatch):
+    rng = np.random.default_rng(0)
+    conv, pool = nn.Conv2d(c, k, 5, stride=stride, padding=2, rng=1, algo=algo, dtype=dtype), nn.MaxPool2d(2)
+    x = rng.standard_normal((3, c, size, size)).astype(dtype)
+    fused = nn.Sequential(conv, pool)
+    with monkeypatch.context() as m:
+        m.setattr(nn._core, "max_pool2d_forward", None)  # the fused kernel must not need it
+        y = fused(x)
+    p = (size - 1) // stride + 1
+    assert y.shape == (3, k, p // 2, p // 2)
+    G = rng.standard_normal(y.shape).astype(dtype)
+    dx = fused.backward(G)
+    dw = conv.weight.grad.copy()
+    conv.zero_grad()
+    y2 = pool(conv(x))
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(dx, conv.backward(pool.backward(G)))
+    np.testing.assert_array_equal(dw, conv.weight.grad)
+
+
+def test_gradients_accumulate_and_zero_grad():
+    rng = np.random.default_rng(0)
+    net = small_net()
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    G = rng.standard_normal((2, 3)).astype(np.float32)
+    net(x)
+    net.backward(G)
+    once = [p.grad.copy() for p in net.parameters()]
+    net(x)
+    assert net.backward(G, input_grad=False) is None
+    for p, g in zip(net.parameters(), once):
+        np.testing.assert_allclose(p.grad, 2 * g, rtol=1e-5, atol=1e-7)
+    net.zero_grad()
+    assert all(not p.grad.any() for p in net.parameters())
+
+
+def test_init_is_seedable_and_pytorch_scaled():
+    a, b = nn.Conv2d(4, 6, 3, rng=7), nn.Conv2d(4, 6, 3, rng=7)
+    np.testing.assert_array_equal(a.weight.data, b.weight.data)
+    assert np.abs(a.weight.data).max() <= 1 / 6 and np.abs(a.bias.data).max() <= 1 / 6
+    nn.manual_seed(3)
+    c = nn.Linear(100, 50)
+    nn.manual_seed(3)
+    np.testing.assert_array_equal(c.weight.data, nn.Linear(100, 50).weight.data)
+    assert 0.09 < np.abs(c.weight.data).max() <= 0.1
+
+
+# ---- state dict ----------------------------------------------------------------------------------
+
+def test_state_dict_save_load(tmp_path):
+    net, other = small_net(seed=0), small_net(seed=1)
+    sd = net.state_dict()
+    assert list(sd) == ["0.weight", "0.bias", "2.weight", "2.bias", "5.weight", "5.bias", "8.weight", "8.bias",
+                        "9.weight", "9.bias"]
+    assert sd["0.weight"].shape == (8, 3, 5, 5) and sd["8.weight"].shape == (6, 8)
+    net.save(tmp_path / "net.npz")
+    other.load(tmp_path / "net.npz")
+    for k, v in other.state_dict().items():
+        np.testing.assert_array_equal(v, sd[k])
+
+
+@pytest.mark.parametrize("edit", ["missing", "extra", "shape"])
+def test_load_state_dict_rejects_and_loads_nothing(edit):
+    net = small_net(seed=0)
+    before = net.state_dict()
+    sd = {k: v + 1 for k, v in small_net(seed=1).state_dict().items()}
+    if edit == "missing":
+        del sd["9.bias"]
+    elif edit == "extra":
+        sd["10.weight"] = np.zeros(3, np.float32)
+    else:
+        sd["9.weight"] = np.zeros((3, 7), np.float32)
+    with pytest.raises(ValueError, match="nothing loaded"):
+        net.load_state_dict(sd)
+    for k, v in net.state_dict().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+# ---- bad input -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("layer,x", [
+    (nn.Conv2d(3, 4, 3), np.zeros((2, 4, 8, 8), np.float32)),
+    (nn.Conv2d(3, 4, 3), np.zeros((3, 8, 8), np.float32)),
+    (nn.Conv2d(3, 4, 5), np.zeros((1, 3, 4, 8), np.float32)),
+    (nn.MaxPool2d(2), np.zeros((2, 3, 8), np.float32)),
+    (nn.MaxPool2d(3), np.zeros((1, 1, 2, 8), np.float32)),
+    (nn.Linear(5, 2), np.zeros((2, 4), np.float32)),
+    (nn.Flatten(), np.zeros(3, np.float32)),
+])
+def test_wrong_shape_is_a_clear_value_error(layer, x):
+    with pytest.raises(ValueError, match=type(layer).__name__ + r".*expected"):
+        layer(x)
+
+
+@pytest.mark.parametrize("layer,x", [
+    (nn.Conv2d(3, 4, 3), np.zeros((2, 3, 8, 8), np.float64)),
+    (nn.Linear(5, 2), np.zeros((2, 5), np.int64)),
+    (nn.MaxPool2d(2), np.zeros((1, 1, 4, 4), np.int32)),
+    (nn.ReLU(), [1.0, 2.0]),
+])
+def test_wrong_dtype_is_a_type_error(layer, x):
+    with pytest.raises(TypeError, match=type(layer).__name__):
+        layer(x)
+
+
+def test_pooled_conv_backward_rejects_bad_indices():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 5, 5)).astype(np.float32)
+    y, idx = lossk._core.conv2d_forward(x, w, None, (1, 1), (2, 2), "auto", True)
+    idx[1, 3, 2, 2] = 64
+    dw = np.zeros_like(w)
+    with pytest.raises(ValueError, match="indices"):
+        lossk._core.conv2d_backward_weight(x, y, dw, None, (1, 1), (2, 2), "auto", idx)
+    with pytest.raises(ValueError, match="indices"):
+        lossk._core.conv2d_backward_input(y, w, x.shape, (1, 1), (2, 2), "auto", idx)
+    assert not dw.any()
+
+
+def test_backward_checks_grad_shape():
+    conv = nn.Conv2d(3, 4, 3)
+    conv(np.zeros((2, 3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match=r"grad_output of shape \(2, 4, 6, 6\)"):
+        conv.backward(np.zeros((2, 4, 8, 8), np.float32))
+
+
+@pytest.mark.parametrize("kwargs,exc", [
+    (dict(lr=-0.1), ValueError), (dict(lr=0.1, momentum=-1), ValueError),
+    (dict(lr=0.1, weight_decay=-1), ValueError), (dict(lr=0.1, nesterov=True), ValueError),
+    (dict(lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), ValueError), (dict(lr="x"), TypeError),
+])
+def test_sgd_rejects_bad_arguments(kwargs, exc):
+    with pytest.raises(exc):
+        optim.SGD(small_net().parameters(), **kwargs)
+
+
+def test_sgd_rejects_empty_parameters():
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+
+
+# ---- no_grad, threads ----------------------------------------------------------------------------
+
+def test_no_grad_caches_nothing():
+    net = small_net()
+    x = np.ones((2, 3, 8, 8), np.float32)
+    net(x)
+    with lossk.no_grad():
+        y = net(x)
+    assert nn.is_grad_enabled()
+    assert all(getattr(m, "_x", None) is None and getattr(m, "_indices", None) is None for m in net)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        net.backward(np.ones_like(y))
+    crit = nn.CrossEntropyLoss()
+    with pytest.raises(RuntimeError, match="first"):
+        crit.backward()
+
+
+def test_repeated_steps_with_reused_buffers_are_exact():
+    """Modules reuse internal buffers (argmax, inner gradients): results must not depend on what
+    the previous call left in them, nor change the arrays handed out before."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((4, 3, 32, 32)).astype(np.float32) for _ in range(2))
+    G = rng.standard_normal((4, 10)).astype(np.float32)
+    net = tutorial_net()
+    out_a = net(a)
+    ref = net.backward(G)
+    ref_grads = [p.grad.copy() for p in net.parameters()]
+    kept = out_a.copy(), ref.copy()
+    with lossk.no_grad():
+        net(b)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        net.backward(G)
+    net(b)
+    net.backward(G)
+    net.zero_grad()
+    np.testing.assert_array_equal(net(a), kept[0])
+    np.testing.assert_array_equal(net.backward(G), kept[1])
+    np.testing.assert_array_equal(out_a, kept[0])
+    np.testing.assert_array_equal(ref, kept[1])
+    for p, g in zip(net.parameters(), ref_grads):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+def tutorial_net(seed=0):
+    rng = np.random.default_rng(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 5, padding=2, rng=rng), nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 5, padding=2, rng=rng), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 5, padding=2, rng=rng), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(1024, 64, rng=rng), nn.Linear(64, 10, rng=rng))
+
+
+def test_bit_identical_for_any_thread_count():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, 3, 32, 32)).astype(np.float32)
+    t = rng.integers(0, 10, 12)
+    results = []
+    before = lossk.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            lossk.set_num_threads(nt)
+            net, crit = tutorial_net(), nn.CrossEntropyLoss()
+            out = net(x)
+            loss = crit(out, t)
+            dx = net.backward(crit.backward())
+            results.append([out.tobytes(), np.float32(loss).tobytes(), dx.tobytes()]
+                           + [p.grad.tobytes() for p in net.parameters()])
+    finally:
+        lossk.set_num_threads(before)
+    assert results[0] == results[1] == results[2]
+
+
+# ---- losses --------------------------------------------------------------------------------------
+
+def test_loss_modules_reuse_gradient_buffer():
+    rng = np.random.default_rng(0)
+    crit = nn.CrossEntropyLoss(label_smoothing=0.1)
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    t = rng.integers(0, 5, 4)
+    loss = crit(x, t)
+    g = crit.backward()
+    ref_loss, ref_g = lossk.cross_entropy_with_grad(x, t, label_smoothing=0.1)
+    assert loss == ref_loss
+    np.testing.assert_array_equal(g, ref_g)
+    crit(x * 2, t)
+    assert crit.backward() is g
+
+
+# ---- PyTorch parity ------------------------------------------------------------------------------
+
+def _torch_net(torch, net):
+    tnet = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 5, padding=2), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 32, 5, padding=2), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 5, padding=2), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(1024, 64), torch.nn.Linear(64, 10))
+    tnet.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
+    return tnet
+
+
+@pytest.mark.parametrize("opts", [dict(), dict(momentum=0.9), dict(momentum=0.9, nesterov=True, weight_decay=1e-3),
+                                  dict(momentum=0.5, dampening=0.3, weight_decay=1e-2)])
+def test_training_matches_pytorch(opts):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    net = tutorial_net()
+    tnet = _torch_net(torch, net)
+    crit, tcrit = nn.CrossEntropyLoss(), torch.nn.CrossEntropyLoss()
+    opt = optim.SGD(net.parameters(), lr=0.05, **opts)
+    topt = torch.optim.SGD(tnet.parameters(), lr=0.05, **opts)
+    for step in range(4):
+        x = rng.standard_normal((8, 3, 32, 32)).astype(np.float32)
+        t = rng.integers(0, 10, 8)
+        opt.zero_grad()
+        out = net(x)
+        loss = crit(out, t)
+        net.backward(crit.backward(), input_grad=False)
+        topt.zero_grad()
+        tout = tnet(torch.from_numpy(x))
+        tloss = tcrit(tout, torch.from_numpy(t))
+        tloss.backward()
+        np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(loss, tloss.item(), rtol=1e-5)
+        if step == 0:
+            for (name, p), tp in zip(net.named_parameters(), tnet.parameters()):
+                np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
+        opt.step()
+        topt.step()
+    for (name, p), tp in zip(net.named_parameters(), tnet.parameters()):
+        np.testing.assert_allclose(p.data, tp.detach().numpy(), rtol=1e-3, atol=1e-5, err_msg=name)
+
+
+def test_input_gradient_and_state_dict_round_trip_with_pytorch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    net = tutorial_net(seed=3)
+    tnet = _torch_net(torch, net)
+    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    G = rng.standard_normal((2, 10)).astype(np.float32)
+    tx = torch.from_numpy(x).requires_grad_()
+    tnet(tx).backward(torch.from_numpy(G))
+    net(x)
+    np.testing.assert_allclose(net.backward(G), tx.grad.numpy(), rtol=1e-3, atol=1e-6)
+    back = tutorial_net(seed=9)
+    back.load_state_dict({k: v.numpy() for k, v in tnet.state_dict().items()})
+    for k, v in back.state_dict().items():
+        np.testing.assert_array_equal(v, net.state_dict()[k])
+
+
+LOSS_CASES = [
+    ("CrossEntropyLoss", dict(label_smoothing=0.2), "class"),
+    ("NLLLoss", dict(), "class"),
+    ("MSELoss", dict(), "real"),
+    ("L1Loss", dict(reduction="sum"), "real"),
+    ("SmoothL1Loss", dict(beta=0.5), "real"),
+    ("HuberLoss", dict(delta=0.7), "real"),
+    ("BCELoss", dict(), "prob"),
+    ("BCEWithLogitsLoss", dict(pos_weight=np.array([1.0, 2.0, 0.5, 3.0], np.float32)), "unit"),
+    ("KLDivLoss", dict(reduction="batchmean"), "prob"),
+]
+
+
+@pytest.mark.parametrize("name,kwargs,kind", LOSS_CASES)
+def test_loss_modules_match_pytorch(name, kwargs, kind):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    if kind == "class":
+        t = rng.integers(0, 4, 3)
+    elif kind == "real":
+        t = rng.standard_normal((3, 4)).astype(np.float32)
+    else:
+        t = rng.uniform(0.05, 0.95, (3, 4)).astype(np.float32)
+    if name == "BCELoss":
+        x = rng.uniform(0.05, 0.95, (3, 4)).astype(np.float32)
+    crit = getattr(nn, name)(**kwargs)
+    tkw = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    tcrit = getattr(torch.nn, name)(**tkw)
+    tx = torch.from_numpy(x).requires_grad_()
+    tloss = tcrit(tx, torch.from_numpy(t))
+    tloss.backward()
+    np.testing.assert_allclose(crit(x, t), tloss.item(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(crit.backward(), tx.grad.numpy(), rtol=1e-5, atol=1e-7)
