@@ -17,7 +17,7 @@ import numpy as np
 import lossk
 import lossk.nn as nn
 import lossk.optim as optim
-from lossk import _layers
+from lossk import _core
 
 
 def lossk_net():
@@ -70,11 +70,11 @@ def bench_layers(torch, batch, steps, rng):
         tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
         cb = torch.ops.aten.convolution_backward
         ops = [
-            ("fwd", lambda: _layers.conv2d_forward(x, w, b, (1, 1), (2, 2)),
+            ("fwd", lambda: _core.conv2d_forward(x, w, b, (1, 1), (2, 2)),
              lambda: torch.nn.functional.conv2d(tx, tw, tb, padding=2)),
-            ("dX", lambda: _layers.conv2d_backward_input(g, w, x.shape, (1, 1), (2, 2)),
+            ("dX", lambda: _core.conv2d_backward_input(g, w, x.shape, (1, 1), (2, 2)),
              lambda: cb(tg, tx, tw, [k], [1, 1], [2, 2], [1, 1], False, [0, 0], 1, [True, False, False])),
-            ("dW", lambda: _layers.conv2d_backward_weight(x, g, dw, db, (1, 1), (2, 2)),
+            ("dW", lambda: _core.conv2d_backward_weight(x, g, dw, db, (1, 1), (2, 2)),
              lambda: cb(tg, tx, tw, [k], [1, 1], [2, 2], [1, 1], False, [0, 0], 1, [False, True, True])),
         ]
         for name, fl, ft in ops:

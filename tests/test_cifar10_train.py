@@ -419,7 +419,7 @@ def test_missing_data_exits_2_with_the_loader_message(tmp_path):
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     proc = subprocess.run(
         [sys.executable, "-m", "lossk.cifar10", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, env=env, timeout=120,
+        capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path,  # not the source tree
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"error: CIFAR-10 not found at {tmp_path / 'nowhere'}")

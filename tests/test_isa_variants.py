@@ -75,7 +75,8 @@ def run_variant(isa, path):
             "import numpy as np, lossk, test_isa_variants as m\n"
             "r = m.compute(m.workload())\n"
             "np.savez(sys.argv[2], isa=np.array(lossk.isa()), **r)\n")
-    proc = subprocess.run([sys.executable, "-c", code, HERE, str(path)],
+    # run outside the source tree, so that `import lossk` finds the installed package
+    proc = subprocess.run([sys.executable, "-c", code, HERE, str(path)], cwd=path.parent,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"LOSSK_ISA={isa}: exit code {proc.returncode}\n{proc.stderr[-3000:]}"
     with np.load(path) as data:
@@ -114,6 +115,6 @@ def test_unknown_or_higher_isa_request_falls_back_to_the_default(default_run, tm
     for value in ("bogus", "avx512", ""):
         env = dict(os.environ, LOSSK_ISA=value)
         proc = subprocess.run([sys.executable, "-c", "import lossk; print(lossk.isa())"], env=env,
-                              capture_output=True, text=True, timeout=120)
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == default_isa, f"LOSSK_ISA={value!r}"
