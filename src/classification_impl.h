@@ -71,6 +71,34 @@ static int FN(check_targets)(lossk_class_args *a, double *total_weight)
     return LOSSK_OK;
 }
 
+/* sum_c exp(x_c - m), storing each term in e when e is not NULL. Whole chunks of LANES, the last
+ * one padded with -inf (exp gives 0), so even short rows run vector code and not a scalar tail. */
+LOSSK_INLINE T FN(sum_exp)(const T *restrict x, int64_t C, T m, T *restrict e)
+{
+    T zl[LANES] = {0}, tail[LANES];
+    int64_t c = 0;
+    for (; c + LANES <= C; c += LANES)
+        for (int l = 0; l < LANES; l++) {
+            T v = EXP(x[c + l] - m);
+            if (e)
+                e[c + l] = v;
+            zl[l] += v;
+        }
+    for (int l = 0; l < LANES; l++)
+        tail[l] = -INFINITY;
+    for (int l = 0; c + l < C; l++)
+        tail[l] = x[c + l];
+    for (int l = 0; l < LANES; l++)
+        tail[l] = EXP(tail[l] - m);
+    for (int l = 0; c + l < C; l++)
+        if (e)
+            e[c + l] = tail[l];
+    T z = 0;
+    for (int l = 0; l < LANES; l++)
+        z += zl[l] + tail[l];
+    return z;
+}
+
 /* One position of an (N, C) input: the row x[0..C). Returns its loss; writes its gradient,
  * scaled by g, into gr when gr is not NULL. t is the class index (index targets), tp the
  * target row (probability targets). */
@@ -93,19 +121,7 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
     /* Separate simple loops, so each vectorises: exp (storing e_c for the gradient), then the
      * target's linear term only when the target is not one-hot. */
     const int need_lin = k->soft || k->eps != 0;
-    T z = 0, lin = 0, Q = 0;
-    if (gr) {
-#pragma omp simd reduction(+ : z)
-        for (int64_t j = 0; j < C; j++) {
-            T e = EXP(x[j] - m);
-            gr[j] = e;
-            z += e;
-        }
-    } else {
-#pragma omp simd reduction(+ : z)
-        for (int64_t j = 0; j < C; j++)
-            z += EXP(x[j] - m);
-    }
+    T z = FN(sum_exp)(x, C, m, gr), lin = 0, Q = 0;
     if (need_lin) {
 #pragma omp simd reduction(+ : lin, Q)
         for (int64_t j = 0; j < C; j++) {
@@ -261,7 +277,7 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
     const T scale = a->mean_by_weight ? (T)(1.0 / divisor) : (T)1;
 
     double partial[LOSSK_BLOCKS];
-    const int nt = lossk_threads_for(np * C * 8);
+    const int nt = lossk_threads_for(np * C * 2);
     /* A large gradient is built in a scratch tile (a row, or C rows of a spatial tile) and streamed out. */
     const int stream = grad && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES
         && C * (S == 1 ? 1 : TS) <= LOSSK_SCRATCH;

@@ -75,5 +75,5 @@ int lossk_get_num_threads(void)
 
 int lossk_threads_for(int64_t work)
 {
-    return work < (1 << 15) ? 1 : lossk_get_num_threads();
+    return work < (1 << 16) ? 1 : lossk_get_num_threads();
 }

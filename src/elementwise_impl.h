@@ -47,21 +47,29 @@ LOSSK_INLINE T FN(huber_point)(T x, T y, T pw, T delta, T *d)
 LOSSK_INLINE T FN(binary_cross_entropy_point)(T x, T y, T pw, T p, T *d) /* x in [0, 1] */
 {
     (void)pw; (void)p;
-    T log_x = LOG(x), log_1mx = LOG1P(-x);
-    log_x = log_x < -100 ? (T)-100 : log_x;
-    log_1mx = log_1mx < -100 ? (T)-100 : log_1mx;
-    T den = (1 - x) * x;
-    *d = (x - y) / (den < (T)1e-12f ? (T)1e-12f : den); /* PyTorch's EPSILON is a float, also for double */
+    /* log1p(-x) as log(u) + delta / u: u = 1 - x rounded, delta = (1 - u) - x its rounding error
+     * (exact; nonzero only for x < 1/2, where u >= 1/2 and 1/u = 1 + w + w^2.. with w = 1 - u, so
+     * 1 + w is close enough for a term of at most 2^-25). log_unit takes x, u in [0, 1] and gives a
+     * value below -100 for 0, which the clamps turn into -100. */
+    x = x + 0; /* -0 (which passes the domain check) to +0: the bit tricks below need the sign clear */
+    T u = 1 - x;
+    T w = 1 - u;
+    T log_x = LOSSK_CAT(lossk_log_unit, SFX)(x);
+    T log_1mx = LOSSK_CAT(lossk_log_unit, SFX)(u) + (w - x) * (1 + w);
+    log_x = LOSSK_CAT(lossk_max_nonpos, SFX)(log_x, (T)-100);
+    log_1mx = LOSSK_CAT(lossk_max_nonpos, SFX)(log_1mx, (T)-100);
+    *d = (x - y) / LOSSK_CAT(lossk_max_nonneg, SFX)(u * x, (T)1e-12f); /* PyTorch's EPSILON is a float, also for double */
     return (y - 1) * log_1mx - y * log_x;
 }
 
 /* loss = (1 - y) x - lw log(sigmoid(x)), lw = 1 + (pw - 1) y, with log(sigmoid(x)) =
- * min(x, 0) - log1p(exp(-|x|)): exp never overflows. */
+ * min(x, 0) - log1p(e), e = exp(-|x|) in [0, 1]: exp never overflows, and sigmoid(x) = 1 / (1 + e)
+ * for x >= 0, e / (1 + e) below (accurate for very negative x, subnormal e included). */
 LOSSK_INLINE T FN(bce_logits_common)(T x, T y, T lw, T *sig)
 {
-    T e = EXP(x < 0 ? x : -x);
-    *sig = x >= 0 ? 1 / (1 + e) : e / (1 + e);
-    T log_sig = (x < 0 ? x : (T)0) - LOG1P(e);
+    T e = LOSSK_CAT(lossk_exp_nonpos, SFX)(LOSSK_CAT(lossk_negabs, SFX)(x));
+    *sig = LOSSK_CAT(lossk_one_if_nonneg, SFX)(x, e) / (1 + e);
+    T log_sig = LOSSK_CAT(lossk_min0, SFX)(x) - LOSSK_CAT(lossk_log1p_unit, SFX)(e);
     return (1 - y) * x - lw * log_sig;
 }
 
