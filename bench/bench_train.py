@@ -1,9 +1,10 @@
 """Training speed of the CIFAR-10 tutorial network: lossk.nn against PyTorch, same run, same threads.
 
-    python bench/bench_train.py [--batch 64] [--threads 2] [--steps 30] [--layers]
+    python bench/bench_train.py [--batch 64] [--threads 2] [--steps 30] [--layers] [--data DIR]
 
 Steps of the two frameworks alternate, so both see the same machine load; the median step time
-of each is reported as images/s, with the ratio lossk / PyTorch. --layers adds the time of each
+of each is reported as images/s, with the ratio lossk / PyTorch; likewise for inference (a forward
+pass without gradients). --layers adds the time of each
 convolution's forward, input-gradient and weight-gradient kernels against PyTorch's.
 Uses the first CIFAR-10 training batch when it is found (--data), random images otherwise.
 """
@@ -87,7 +88,9 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--data", default="/work/shared/cifar-10-batches-py")
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                                                   "cifar-10-batches-py"),
+                    help="CIFAR-10 python batches (default: ../shared/cifar-10-batches-py from the project root)")
     ap.add_argument("--layers", action="store_true", help="also time each convolution's kernels")
     args = ap.parse_args()
 
@@ -122,12 +125,22 @@ def main():
         tcrit(tnet(xb), yb).backward()
         topt.step()
 
+    def lossk_infer():
+        with nn.no_grad():
+            net(batches[0][0])
+
+    def torch_infer():
+        with torch.no_grad():
+            tnet(tbatches[0][0])
+
     tl, tt = interleaved([lossk_step, torch_step], args.steps)
+    il, it = interleaved([lossk_infer, torch_infer], args.steps)
     print(f"CIFAR-10 tutorial net, batch {args.batch}, {args.threads} threads, {source}, ISA {lossk.isa()}, "
           f"torch {torch.__version__}; median of {args.steps} steps")
-    print(f"lossk  : {tl * 1e3:7.2f} ms/step {args.batch / tl:8.0f} images/s")
-    print(f"PyTorch: {tt * 1e3:7.2f} ms/step {args.batch / tt:8.0f} images/s")
-    print(f"ratio lossk/PyTorch images/s: {tt / tl:.2f}x")
+    for what, lossk_s, torch_s in [("training", tl, tt), ("inference", il, it)]:
+        print(f"{what:9s} lossk  : {lossk_s * 1e3:7.2f} ms/batch {args.batch / lossk_s:8.0f} images/s")
+        print(f"{what:9s} PyTorch: {torch_s * 1e3:7.2f} ms/batch {args.batch / torch_s:8.0f} images/s")
+        print(f"{what:9s} ratio lossk/PyTorch images/s: {torch_s / lossk_s:.2f}x")
     if args.layers:
         bench_layers(torch, args.batch, max(5, args.steps // 2), rng)
 
