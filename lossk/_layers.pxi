@@ -106,14 +106,25 @@ cdef object _arr(object a, str name, object dtype, tuple shape):
     return np.ascontiguousarray(a)
 
 
-cdef object _out(object a, str name, object dtype, tuple shape):
-    """An output buffer: a new array, or a checked writeable C-contiguous one."""
+cdef object _out(object a, str name, object dtype, tuple shape, tuple inputs=()):
+    """An output buffer: a new array, or a checked writeable C-contiguous one that overlaps none
+    of the call's other arrays (the kernels read their inputs while other threads write)."""
     if a is None:
         return np.empty(shape, dtype)
     o = _arr(a, name, dtype, shape)
     if o is not a or not o.flags.writeable:
         raise ValueError(f"{name}: expected a writeable C-contiguous array")
+    for other in inputs:
+        if isinstance(other, np.ndarray) and _overlaps(o, other):
+            raise ValueError(f"{name}: must not overlap the call's other arrays")
     return o
+
+
+cdef tuple _pair_arg(object value, str name):
+    """A pair of ints (stride, padding, kernel size)."""
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise ValueError(f"{name}: expected a pair of ints, got {value!r}")
+    return value
 
 
 cdef object _float_dtype(object x, str name):
@@ -131,18 +142,23 @@ cdef _check(int err):
         raise RuntimeError(f"lossk: kernel rejected its arguments (code {err}); this is a bug in lossk")
 
 
-def conv2d_output_size(int64_t h, int64_t w, int64_t r, int64_t s, tuple stride, tuple padding):
-    return (h + 2 * padding[0] - r) // stride[0] + 1, (w + 2 * padding[1] - s) // stride[1] + 1
+def conv2d_output_size(int64_t h, int64_t w, int64_t r, int64_t s, stride, padding):
+    (sh, sw), (ph, pw) = _pair_arg(stride, "stride"), _pair_arg(padding, "padding")
+    return (h + 2 * ph - r) // sh + 1, (w + 2 * pw - s) // sw + 1
 
 
 cdef int _conv_setup(lossk_conv2d_args *a, tuple xshape, tuple wshape, tuple stride, tuple padding,
                      str algo) except -1:
+    if len(xshape) != 4:
+        raise ValueError(f"input: expected shape (N, C, H, W), got {xshape}")
+    if len(wshape) != 4 or 0 in wshape:
+        raise ValueError(f"weight: expected a non-empty shape (K, C, R, S), got {wshape}")
     a.n, a.c, a.h, a.w = xshape
     a.k, a.r, a.s = wshape[0], wshape[2], wshape[3]
     if wshape[1] != a.c:
         raise ValueError(f"weight: expected {a.c} input channels, got shape {wshape}")
-    a.stride_h, a.stride_w = stride
-    a.pad_h, a.pad_w = padding
+    a.stride_h, a.stride_w = _pair_arg(stride, "stride")
+    a.pad_h, a.pad_w = _pair_arg(padding, "padding")
     if a.stride_h < 1 or a.stride_w < 1 or a.pad_h < 0 or a.pad_w < 0:
         raise ValueError(f"stride must be positive and padding non-negative, got {stride}, {padding}")
     if a.h + 2 * a.pad_h < a.r or a.w + 2 * a.pad_w < a.s:
@@ -181,9 +197,7 @@ def conv2d_forward(x, weight, bias, tuple stride, tuple padding, str algo="auto"
     """conv2d(x, weight) + bias: (N, C, H, W) -> (N, K, P, Q); with pool, also max-pooled 2x2 on the
     fly: returns (pooled output, argmax indices), the indices written into `indices` when given."""
     dt = _float_dtype(x, "input")
-    if x.ndim != 4 or weight.ndim != 4:
-        raise ValueError("input and weight must be 4-d")
-    w = _arr(weight, "weight", dt, weight.shape)
+    w = _arr(weight, "weight", dt, getattr(weight, "shape", None))
     cdef lossk_conv2d_args a
     _conv_setup(&a, x.shape, w.shape, stride, padding, algo)
     xa = np.ascontiguousarray(x)
@@ -195,7 +209,7 @@ def conv2d_forward(x, weight, bias, tuple stride, tuple padding, str algo="auto"
             raise ValueError(f"pool: needs an even output size, got ({a.p}, {a.q})")
         a.pool = 1
         y = np.empty((a.n, a.k, a.p // 2, a.q // 2), dt)
-        idx = _out(indices, "indices", np.int64, y.shape)
+        idx = _out(indices, "indices", np.int64, y.shape, (x, weight, bias))
         a.indices = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>idx)
     else:
         y = np.empty((a.n, a.k, a.p, a.q), dt)
@@ -225,12 +239,12 @@ def conv2d_backward_input(grad_output, weight, tuple input_shape, tuple stride, 
     """d(loss)/d(input) of conv2d, shaped input_shape, from grad_output (N, K, P, Q); with indices
     (max-pool argmax), from the gradient of the 2x2 max-pooled output. Written into `out` when given."""
     dt = _float_dtype(grad_output, "grad_output")
-    w = _arr(weight, "weight", dt, weight.shape)
+    w = _arr(weight, "weight", dt, getattr(weight, "shape", None))
     cdef lossk_conv2d_args a
     _conv_setup(&a, input_shape, w.shape, stride, padding, algo)
     keep = _conv_grad_output(&a, grad_output, dt, indices)
     dy = keep if indices is None else keep[0]
-    dx = _out(out, "out", dt, input_shape)
+    dx = _out(out, "out", dt, input_shape, (grad_output, weight, indices))
     a.grad_output = _ptr(dy)
     a.weight = _ptr(w)
     a.grad_input = _ptr(dx)
@@ -243,15 +257,15 @@ def conv2d_backward_weight(x, grad_output, grad_weight, grad_bias, tuple stride,
     """Adds d(loss)/d(weight) to grad_weight (K, C, R, S) and d(loss)/d(bias) to grad_bias (K) or None;
     grad_output as conv2d_backward_input's."""
     dt = _float_dtype(x, "input")
-    if x.ndim != 4 or grad_weight.ndim != 4:
-        raise ValueError("input and grad_weight must be 4-d")
+    if not isinstance(grad_weight, np.ndarray):
+        raise TypeError(f"grad_weight: expected a numpy.ndarray, got {type(grad_weight).__name__}")
     cdef lossk_conv2d_args a
     _conv_setup(&a, x.shape, grad_weight.shape, stride, padding, algo)
     xa = np.ascontiguousarray(x)
     keep = _conv_grad_output(&a, grad_output, dt, indices)
     dy = keep if indices is None else keep[0]
-    dw = _out(grad_weight, "grad_weight", dt, grad_weight.shape)
-    db = None if grad_bias is None else _out(grad_bias, "grad_bias", dt, (a.k,))
+    dw = _out(grad_weight, "grad_weight", dt, grad_weight.shape, (x, grad_output, indices, grad_bias))
+    db = None if grad_bias is None else _out(grad_bias, "grad_bias", dt, (a.k,), (x, grad_output, indices))
     a.input = _ptr(xa)
     a.grad_output = _ptr(dy)
     a.grad_weight = _ptr(dw)
@@ -260,9 +274,11 @@ def conv2d_backward_weight(x, grad_output, grad_weight, grad_bias, tuple stride,
 
 
 cdef _pool_setup(lossk_pool2d_args *a, tuple xshape, tuple kernel, tuple stride):
+    if len(xshape) != 4:
+        raise ValueError(f"input: expected shape (N, C, H, W), got {xshape}")
     a.n, a.c, a.h, a.w = xshape
-    a.kh, a.kw = kernel
-    a.stride_h, a.stride_w = stride
+    a.kh, a.kw = _pair_arg(kernel, "kernel_size")
+    a.stride_h, a.stride_w = _pair_arg(stride, "stride")
     if a.kh < 1 or a.kw < 1 or a.stride_h < 1 or a.stride_w < 1:
         raise ValueError(f"kernel_size and stride must be positive, got {kernel}, {stride}")
     if a.h < a.kh or a.w < a.kw:
@@ -283,7 +299,7 @@ def max_pool2d_forward(x, tuple kernel, tuple stride, indices=None):
     _pool_setup(&a, x.shape, kernel, stride)
     xa = np.ascontiguousarray(x)
     y = np.empty((a.n, a.c, a.p, a.q), dt)
-    idx = _out(indices, "indices", np.int64, y.shape)
+    idx = _out(indices, "indices", np.int64, y.shape, (x,))
     a.input = _ptr(xa)
     a.output = _ptr(y)
     a.indices = <int64_t *>_ptr(idx)
@@ -330,6 +346,8 @@ cdef _run_linear(lossk_linear_args *a, linear_kernel fn):
 cdef _linear_setup(lossk_linear_args *a, tuple xshape, tuple wshape):
     if len(xshape) != 2 or len(wshape) != 2 or xshape[1] != wshape[1]:
         raise ValueError(f"linear: input {xshape} and weight {wshape} do not match")
+    if 0 in wshape:
+        raise ValueError(f"weight: expected a non-empty shape (out_features, in_features), got {wshape}")
     a.n, a.in_ = xshape
     a.out = wshape[0]
     a.input = a.weight = a.bias = a.grad_output = NULL
@@ -340,10 +358,10 @@ cdef _linear_setup(lossk_linear_args *a, tuple xshape, tuple wshape):
 def linear_forward(x, weight, bias):
     """x (N, I) @ weight.T (O, I) + bias (O)."""
     dt = _float_dtype(x, "input")
+    w = _arr(weight, "weight", dt, getattr(weight, "shape", None))
     cdef lossk_linear_args a
-    _linear_setup(&a, x.shape, weight.shape)
+    _linear_setup(&a, x.shape, w.shape)
     xa = np.ascontiguousarray(x)
-    w = _arr(weight, "weight", dt, weight.shape)
     b = None if bias is None else _arr(bias, "bias", dt, (a.out,))
     y = np.empty((a.n, a.out), dt)
     a.input = _ptr(xa)
@@ -357,14 +375,15 @@ def linear_forward(x, weight, bias):
 def linear_backward(grad_output, x, weight, grad_weight, grad_bias, bint need_input=True):
     """Returns d(loss)/d(x) (None unless need_input); adds to grad_weight and grad_bias (each may be None)."""
     dt = _float_dtype(grad_output, "grad_output")
+    xa = _arr(x, "input", dt, getattr(x, "shape", None))
+    w = _arr(weight, "weight", dt, getattr(weight, "shape", None))
     cdef lossk_linear_args a
-    _linear_setup(&a, x.shape, weight.shape)
+    _linear_setup(&a, xa.shape, w.shape)
     dy = _arr(grad_output, "grad_output", dt, (a.n, a.out))
-    xa = _arr(x, "input", dt, x.shape)
-    w = _arr(weight, "weight", dt, weight.shape)
     dx = np.empty(x.shape, dt) if need_input else None
-    dw = None if grad_weight is None else _out(grad_weight, "grad_weight", dt, weight.shape)
-    db = None if grad_bias is None else _out(grad_bias, "grad_bias", dt, (a.out,))
+    dw = None if grad_weight is None else _out(grad_weight, "grad_weight", dt, weight.shape,
+                                               (grad_output, x, weight, grad_bias))
+    db = None if grad_bias is None else _out(grad_bias, "grad_bias", dt, (a.out,), (grad_output, x, weight))
     a.grad_output = _ptr(dy)
     a.input = _ptr(xa)
     a.weight = _ptr(w)

@@ -338,7 +338,7 @@ static FN(wgeom) FN(wino_geom)(int64_t n, int64_t cin, int64_t h, int64_t w, int
                    FN(round_vl)(cin), FN(round_vl)(kout), 0};
     g.nt = g.ty * g.tx;
     /* about 8 MR rows of tiles per GEMM, the batch cut into groups of nearly equal size */
-    const int64_t want = (8 * MR + g.nt - 1) / g.nt, groups = (n + want - 1) / want;
+    const int64_t want = g.nt > 0 ? (8 * MR + g.nt - 1) / g.nt : 1, groups = (n + want - 1) / want;
     g.group = groups > 0 ? (n + groups - 1) / groups : want;
     return g;
 }

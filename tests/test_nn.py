@@ -552,3 +552,45 @@ def test_loss_modules_match_pytorch(name, kwargs, kind):
     tloss.backward()
     np.testing.assert_allclose(crit(x, t), tloss.item(), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(crit.backward(), tx.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+# --- arguments the bindings must refuse (found in review) ------------------------------------
+
+def test_empty_input_plane_with_padding_runs_forward_and_backward():
+    """H = W = 0 with padding still has an output; no tile of it may divide by zero."""
+    conv = nn.Conv2d(8, 8, 5, padding=3, rng=0)
+    y = conv(np.ones((1, 8, 0, 4), np.float32))
+    assert y.shape == (1, 8, 2, 6)
+    assert conv.backward(np.ones_like(y)).shape == (1, 8, 0, 4)
+    go = np.ones((1, 1, 1, 1), np.float32)
+    dx = lossk._core.conv2d_backward_input(go, np.ones((1, 1, 3, 3), np.float32), (1, 1, 0, 0), (1, 1), (2, 2),
+                                           "direct", np.zeros((1, 1, 1, 1), np.int64))
+    assert dx.shape == (1, 1, 0, 0)
+
+
+@pytest.mark.parametrize("wshape", [(4, 3, 1), (4, 3, 1, 1, 2), (4, 3, 1, 1, 0), (0, 3, 1, 1), (4, 3, 0, 1)])
+def test_conv_weight_of_wrong_rank_or_empty_is_refused(wshape):
+    with pytest.raises(ValueError, match="weight"):
+        lossk._core.conv2d_backward_input(np.ones((1, 4, 8, 8)), np.ones(wshape), (1, 3, 8, 8), (1, 1), (0, 0),
+                                          "direct")
+
+
+@pytest.mark.parametrize("stride, padding, name", [((), (0, 0), "stride"), ((1, 1), (1,), "padding"),
+                                                   ((1, 1, 1), (0, 0), "stride")])
+def test_conv_pairs_must_be_pairs(stride, padding, name):
+    with pytest.raises(ValueError, match=name):
+        lossk._core.conv2d_output_size(4, 4, 3, 3, stride, padding)
+    with pytest.raises(ValueError, match=name):
+        lossk._core.conv2d_forward(np.ones((1, 1, 4, 4)), np.ones((1, 1, 3, 3)), None, stride, padding)
+
+
+def test_gradient_buffers_must_not_alias_inputs():
+    rng = np.random.default_rng(0)
+    x, w, go = rng.normal(size=(8, 8)), rng.normal(size=(8, 8)), rng.normal(size=(8, 8))
+    before = x.copy()
+    with pytest.raises(ValueError, match="grad_weight"):
+        lossk._core.linear_backward(go, x, w, x, None, False)
+    np.testing.assert_array_equal(x, before)
+    xc, gy = rng.normal(size=(1, 2, 6, 6)), rng.normal(size=(1, 2, 4, 4))
+    with pytest.raises(ValueError, match="grad_weight"):  # a view of the input as the weight gradient
+        lossk._core.conv2d_backward_weight(xc, gy, xc.reshape(-1)[:36].reshape(2, 2, 3, 3), None, (1, 1), (0, 0))
