@@ -128,8 +128,9 @@ cdef object _float_input(object input, str name="input"):
 
 
 cdef object _native_c(object a):
-    """a itself when C-contiguous in native byte order, else such a copy (0-d stays 0-d)."""
-    if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a):
+    """a itself when C-contiguous, aligned and in native byte order, else such a copy (0-d stays 0-d)."""
+    if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a) \
+            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
         return a
     return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
 
@@ -183,17 +184,18 @@ cdef bint _overlaps(cnp.ndarray a, cnp.ndarray b):
 
 cdef object _grad_buffer(object out, object input, list sources):
     """The array the gradient goes into: out (checked) or a new one shaped like input."""
+    cdef cnp.ndarray x = <cnp.ndarray>input
     if out is None:
-        return cnp.PyArray_EMPTY(input.ndim, cnp.PyArray_DIMS(<cnp.ndarray>input), cnp.PyArray_TYPE(<cnp.ndarray>input), 0)
+        return cnp.PyArray_EMPTY(x.ndim, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
-    o = out
-    if o.dtype != input.dtype:
-        raise TypeError(f"out: expected dtype {input.dtype} like input, got {o.dtype}")
-    if o.shape != input.shape:
-        raise ValueError(f"out: expected shape {input.shape} like input, got {o.shape}")
-    if not o.flags.c_contiguous or not o.flags.writeable:
-        raise ValueError("out: expected a writeable C-contiguous array")
+    cdef cnp.ndarray o = <cnp.ndarray>out
+    if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(x) or not cnp.PyArray_ISNOTSWAPPED(o):
+        raise TypeError(f"out: expected dtype {input.dtype} like input (native byte order), got {out.dtype}")
+    if o.ndim != x.ndim or not cnp.PyArray_CompareLists(cnp.PyArray_DIMS(o), cnp.PyArray_DIMS(x), x.ndim):
+        raise ValueError(f"out: expected shape {input.shape} like input, got {out.shape}")
+    if not cnp.PyArray_IS_C_CONTIGUOUS(o) or not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISALIGNED(o):
+        raise ValueError("out: expected a writeable, aligned, C-contiguous array")
     for s in sources:
         if isinstance(s, np.ndarray) and _overlaps(o, s):
             raise ValueError("out: must not overlap input, target or the other arguments")
@@ -313,7 +315,7 @@ def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, 
 cdef object _result(int mode, bint per_element, object loss, object grad):
     if mode == GRAD:
         return grad
-    value = loss if per_element else loss[()]
+    value = loss if per_element else cnp.PyArray_ToScalar(cnp.PyArray_DATA(<cnp.ndarray>loss), <cnp.ndarray>loss)
     return value if mode == LOSS else (value, grad)
 
 
@@ -327,42 +329,68 @@ cdef _raise(int err, str name, object where, int64_t bad, str what):
     raise RuntimeError(f"lossk: kernel rejected its arguments (code {err}); this is a bug in lossk")
 
 
+cdef tuple _loss_shape(object x):
+    """The loss's shape for a class-index target: input's without the class dimension, () unbatched."""
+    return () if x.ndim == 1 else (x.shape[0],) + x.shape[2:]
+
+
+cdef bint _is_loss_shape(cnp.ndarray t, cnp.ndarray x):
+    cdef int d, nd = cnp.PyArray_NDIM(x)
+    if nd == 1:
+        return cnp.PyArray_NDIM(t) == 0
+    if cnp.PyArray_NDIM(t) != nd - 1 or cnp.PyArray_DIM(t, 0) != cnp.PyArray_DIM(x, 0):
+        return False
+    for d in range(2, nd):
+        if cnp.PyArray_DIM(t, d - 1) != cnp.PyArray_DIM(x, d):
+            return False
+    return True
+
+
 cdef object _class_indices(object t):
     """Integer class indices as a contiguous int64 array (uint64 values past 2^63 are rejected)."""
-    if cnp.PyArray_TYPE(<cnp.ndarray>t) == cnp.NPY_UINT64 and t.size and t.max() > np.iinfo(np.int64).max:
+    cdef cnp.ndarray a = <cnp.ndarray>t
+    if cnp.PyArray_TYPE(a) == cnp.NPY_INT64 and cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISNOTSWAPPED(a) \
+            and cnp.PyArray_ISALIGNED(a):
+        return t
+    if cnp.PyArray_TYPE(a) == cnp.NPY_UINT64 and t.size and t.max() > np.iinfo(np.int64).max:
         big = int(np.argmax(t > np.iinfo(np.int64).max))
         pos = np.unravel_index(big, t.shape) if t.ndim else ()
         raise ValueError(f"target: class index {t.reshape(-1)[big]} at target[{', '.join(map(str, pos))}] "
                          "is out of range")
-    return np.ascontiguousarray(t, dtype=np.int64)
+    return np.array(t, dtype=np.int64, order="C")
 
 
 def classification(int kind, input, target, reduction="mean", *, weight=None, ignore_index=-100,
                    double label_smoothing=0.0, grad_output=1.0, int mode=LOSS, out=None):
     """Loss and/or gradient of cross_entropy (kind CROSS_ENTROPY) or nll_loss (kind NLL)."""
     x = _float_input(input)
-    if x.ndim == 0:
+    cdef int ndim = cnp.PyArray_NDIM(<cnp.ndarray>x)
+    if ndim == 0:
         raise ValueError("input: expected shape (C,), (N, C) or (N, C, d1, ..., dK), got a 0-d array")
     cdef int red = _reduction(reduction, REDUCTIONS)
     if not (0.0 <= label_smoothing <= 1.0):
         raise ValueError(f"label_smoothing: expected a value in [0, 1], got {label_smoothing}")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
         raise TypeError(f"ignore_index: expected an int, got {type(ignore_index).__name__}")
-    if not (-2**63 <= ignore_index < 2**63):
-        raise ValueError(f"ignore_index: {ignore_index} does not fit in 64 bits")
-    unbatched = x.ndim == 1
-    cdef int64_t N = 1 if unbatched else x.shape[0]
-    cdef int64_t C = x.shape[0] if unbatched else x.shape[1]
+    cdef int64_t ignore
+    try:
+        ignore = ignore_index
+    except OverflowError:
+        raise ValueError(f"ignore_index: {ignore_index} does not fit in 64 bits") from None
+    cdef bint unbatched = ndim == 1
+    cdef cnp.npy_intp *dims = cnp.PyArray_DIMS(<cnp.ndarray>x)
+    cdef int64_t N = 1 if unbatched else dims[0]
+    cdef int64_t C = dims[0] if unbatched else dims[1]
     cdef int64_t S = 1
-    for d in x.shape[2:]:
-        S *= d
-    loss_shape = () if unbatched else (x.shape[0],) + x.shape[2:]
+    cdef int d
+    for d in range(2, ndim):
+        S *= dims[d]
     if C == 0:
         raise ValueError(f"input: the class dimension is empty (shape {x.shape})")
     x = _native_c(x)
 
     tarr = target if isinstance(target, np.ndarray) else np.asarray(target)
-    soft = tarr.dtype.kind == "f"
+    cdef bint soft = cnp.PyArray_ISFLOAT(<cnp.ndarray>tarr)
     if soft and kind == NLL:
         raise TypeError(f"target: nll_loss expects class indices of an integer dtype, got dtype {tarr.dtype}")
     t = tp = None
@@ -371,11 +399,11 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
         if tp.shape != x.shape:
             raise ValueError(f"target: probabilities must have the input's shape {x.shape}, got {tp.shape}")
     else:
-        if tarr.dtype.kind not in "iu":
+        if not cnp.PyArray_ISINTEGER(<cnp.ndarray>tarr):
             raise TypeError(f"target: expected class indices of an integer dtype or probabilities of a float "
                             f"dtype, got dtype {tarr.dtype}")
-        if tarr.shape != loss_shape:
-            raise ValueError(f"target: expected class indices of shape {loss_shape} for input of shape "
+        if not _is_loss_shape(<cnp.ndarray>tarr, <cnp.ndarray>x):
+            raise ValueError(f"target: expected class indices of shape {_loss_shape(x)} for input of shape "
                              f"{x.shape}, got {tarr.shape}")
         t = _class_indices(tarr)
 
@@ -393,7 +421,7 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
     a.target = <const int64_t *>_ptr(t)
     a.target_prob = _ptr(tp)
     a.weight = _ptr(w)
-    a.ignore_index = ignore_index
+    a.ignore_index = ignore
     a.label_smoothing = label_smoothing
     a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
     a.mean_by_weight = red == 1 and not soft
@@ -403,14 +431,14 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
 
     loss = grad = None
     if mode & LOSS:
-        loss = np.empty(loss_shape, x.dtype) if red == 0 \
+        loss = np.empty(_loss_shape(x), x.dtype) if red == 0 \
             else cnp.PyArray_EMPTY(0, NULL, cnp.PyArray_TYPE(<cnp.ndarray>x), 0)
     a.loss = _ptr(loss)
     cdef double scale = 1.0
     go = None
     if mode & GRAD:
         if mode != BOTH:
-            go = _grad_output(grad_output, x, loss_shape, red == 0, &scale)
+            go = _grad_output(grad_output, x, _loss_shape(x), red == 0, &scale)
         grad = _grad_buffer(out, x, [input, target, x, t, tp, w, go])
         # a weighted mean is divided by the total weight inside the kernel
         a.grad_scale = scale / a.divisor if red == 1 and soft else scale
@@ -431,7 +459,7 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
     with nogil:
         err = fn(&a)
     if err != LOSSK_OK:
-        _raise(err, "target", None if t is None else t.reshape(loss_shape), a.bad_index,
+        _raise(err, "target", None if t is None else t.reshape(_loss_shape(x)), a.bad_index,
                f"class indices must be in [0, {C}) or equal ignore_index ({ignore_index})")
     return _result(mode, red == 0, loss, grad)
 

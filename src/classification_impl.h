@@ -34,31 +34,39 @@ LOSSK_INLINE T FN(q_spread)(const FN(ce_ctx) *k, int64_t c, T tc)
 }
 
 /* Check the targets and sum the weight of the non-ignored ones, in one pass over (N*S) positions. */
-static int FN(check_targets)(lossk_class_args *a, double *total_weight)
+typedef struct {
+    const lossk_class_args *a;
+    double *partial;
+    int64_t *first_bad;
+} FN(targets_job);
+
+LOSSK_INLINE void FN(check_targets_block)(const FN(targets_job) *job, int b)
 {
-    const int64_t np = a->n * a->s, C = a->c;
+    const lossk_class_args *a = job->a;
+    const int64_t np = a->n * a->s, C = a->c, ignore = a->ignore_index;
     const int64_t *t = a->target;
     const T *w = a->weight;
+    double acc = 0;
+    job->first_bad[b] = -1;
+    for (int64_t i = lossk_block_start(np, b); i < lossk_block_start(np, b + 1); i++) {
+        int64_t ti = t[i];
+        if (ti == ignore)
+            continue;
+        if (ti < 0 || ti >= C) {
+            job->first_bad[b] = i;
+            break;
+        }
+        acc += w ? (double)w[ti] : 1.0;
+    }
+    job->partial[b] = acc;
+}
+
+static int FN(check_targets)(lossk_class_args *a, double *total_weight)
+{
     double partial[LOSSK_BLOCKS];
     int64_t first_bad[LOSSK_BLOCKS];
-    const int nt = lossk_threads_for(np);
-
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int b = 0; b < LOSSK_BLOCKS; b++) {
-        double acc = 0;
-        first_bad[b] = -1;
-        for (int64_t i = lossk_block_start(np, b); i < lossk_block_start(np, b + 1); i++) {
-            int64_t ti = t[i];
-            if (ti == a->ignore_index)
-                continue;
-            if (ti < 0 || ti >= C) {
-                first_bad[b] = i;
-                break;
-            }
-            acc += w ? (double)w[ti] : 1.0;
-        }
-        partial[b] = acc;
-    }
+    const FN(targets_job) job = {a, partial, first_bad};
+    LOSSK_FOR_BLOCKS(lossk_threads_for(a->n * a->s), FN(check_targets_block), &job);
     double total = 0;
     for (int b = 0; b < LOSSK_BLOCKS; b++) {
         if (first_bad[b] >= 0) {
@@ -71,57 +79,60 @@ static int FN(check_targets)(lossk_class_args *a, double *total_weight)
     return LOSSK_OK;
 }
 
-/* sum_c exp(x_c - m), storing each term in e when e is not NULL. Whole chunks of LANES, the last
- * one padded with -inf (exp gives 0), so even short rows run vector code and not a scalar tail. */
-LOSSK_INLINE T FN(sum_exp)(const T *restrict x, int64_t C, T m, T *restrict e)
+/* Lane reductions as trees, in a fixed order: a short row's latency is mostly these chains. Both
+ * overwrite v. The max ignores nan lanes; exp then makes the row nan, as PyTorch's is. */
+LOSSK_INLINE T FN(lanes_max)(T *v)
 {
-    T zl[LANES] = {0}, tail[LANES];
-    int64_t c = 0;
-    for (; c + LANES <= C; c += LANES)
-        for (int l = 0; l < LANES; l++) {
-            T v = EXP(x[c + l] - m);
-            if (e)
-                e[c + l] = v;
-            zl[l] += v;
-        }
-    for (int l = 0; l < LANES; l++)
-        tail[l] = -INFINITY;
-    for (int l = 0; c + l < C; l++)
-        tail[l] = x[c + l];
-    for (int l = 0; l < LANES; l++)
-        tail[l] = EXP(tail[l] - m);
-    for (int l = 0; c + l < C; l++)
-        if (e)
-            e[c + l] = tail[l];
-    T z = 0;
-    for (int l = 0; l < LANES; l++)
-        z += zl[l] + tail[l];
-    return z;
+#pragma GCC unroll 8
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++)
+            v[l] = v[l + w] > v[l] ? v[l + w] : v[l];
+    return v[0];
+}
+
+LOSSK_INLINE T FN(lanes_sum)(T *v)
+{
+#pragma GCC unroll 8
+    for (int w = LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++)
+            v[l] += v[l + w];
+    return v[0];
 }
 
 /* One position of an (N, C) input: the row x[0..C). Returns its loss; writes its gradient,
  * scaled by g, into gr when gr is not NULL. t is the class index (index targets), tp the
- * target row (probability targets). */
+ * target row (probability targets). The row goes by whole chunks of LANES, the last one padded
+ * (with -inf, whose exp is 0), so that even a short row is vector code with no scalar tail. */
 LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict x, int64_t t,
                                const T *restrict tp, T g, T *restrict gr)
 {
-    T mv[LANES];
+    const int64_t cf = C - C % LANES; /* the end of the whole chunks */
+    T mv[LANES], tail[LANES], zl[LANES];
+    LOSSK_CAT(lossk_load_tail, SFX)(tail, x + cf, C - cf, -INFINITY);
     for (int l = 0; l < LANES; l++)
-        mv[l] = -INFINITY;
-    int64_t c = 0;
-    for (; c + LANES <= C; c += LANES)
+        mv[l] = tail[l];
+    for (int64_t c = 0; c < cf; c += LANES)
         for (int l = 0; l < LANES; l++)
             mv[l] = x[c + l] > mv[l] ? x[c + l] : mv[l];
-    for (int l = 0; c + l < C; l++)
-        mv[l] = x[c + l] > mv[l] ? x[c + l] : mv[l];
-    T m = mv[0];
-    for (int l = 1; l < LANES; l++)
-        m = mv[l] > m ? mv[l] : m;
+    const T m = FN(lanes_max)(mv);
 
-    /* Separate simple loops, so each vectorises: exp (storing e_c for the gradient), then the
-     * target's linear term only when the target is not one-hot. */
+    /* e_c = exp(x_c - m) goes into gr for the whole chunks and stays in tail for the last one. */
+    for (int l = 0; l < LANES; l++) {
+        tail[l] = EXP(tail[l] - m);
+        zl[l] = tail[l];
+    }
+    for (int64_t c = 0; c < cf; c += LANES)
+        for (int l = 0; l < LANES; l++) {
+            T e = EXP(x[c + l] - m);
+            if (gr)
+                gr[c + l] = e;
+            zl[l] += e;
+        }
+    const T z = FN(lanes_sum)(zl);
+
+    /* The target's linear term, only when the target is not one-hot. */
     const int need_lin = k->soft || k->eps != 0;
-    T z = FN(sum_exp)(x, C, m, gr), lin = 0, Q = 0;
+    T lin = 0, Q = 0;
     if (need_lin) {
 #pragma omp simd reduction(+ : lin, Q)
         for (int64_t j = 0; j < C; j++) {
@@ -142,19 +153,69 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
         if (need_lin)
             loss += (double)(k->eps_c * k->wsum * log_z - lin);
     }
-    if (gr) {
-        T a = g * Q / z;
-        if (need_lin) {
-            for (int64_t j = 0; j < C; j++)
-                gr[j] = a * gr[j] - g * FN(q_spread)(k, j, k->soft ? tp[j] : (T)0);
-        } else {
-            for (int64_t j = 0; j < C; j++)
-                gr[j] *= a;
-        }
+    if (!gr)
+        return loss;
+    const T a = g * Q / z;
+    if (need_lin) {
+        LOSSK_CAT(lossk_store_tail, SFX)(gr + cf, tail, C - cf);
+        for (int64_t j = 0; j < C; j++)
+            gr[j] = a * gr[j] - g * FN(q_spread)(k, j, k->soft ? tp[j] : (T)0);
         if (!k->soft)
             gr[t] -= g * wt;
+        return loss;
     }
+    /* one-hot: the target's term is folded into the vector loops, not read back from gr */
+    const T gt = g * wt;
+    for (int64_t c = 0; c < cf; c += LANES)
+#pragma omp simd
+        for (int l = 0; l < LANES; l++)
+            gr[c + l] = a * gr[c + l] - (c + l == t ? gt : 0);
+#pragma omp simd /* else GCC unrolls it into branches first */
+    for (int l = 0; l < LANES; l++)
+        tail[l] = a * tail[l] - (cf + l == t ? gt : 0);
+    LOSSK_CAT(lossk_store_tail, SFX)(gr + cf, tail, C - cf);
     return loss;
+}
+
+/* RB rows of at most LANES classes with one-hot targets and no label smoothing, each row one
+ * padded vector: ce_row's arithmetic, with the rows' chains of dependent steps (max, exp, sum,
+ * log) side by side, since a lone short row is all latency. t[r] is the class index of row r. */
+#define RB 4 /* rows side by side (the unroll pragmas below say it again) */
+LOSSK_INLINE void FN(ce_rows_short)(const FN(ce_ctx) *k, int64_t C, const T *restrict x,
+                                    const int64_t *restrict t, const T *restrict g, T *restrict gr,
+                                    double *restrict loss)
+{
+    T v[RB][LANES], u[RB][LANES], m[RB], z[RB], log_z[RB];
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; r++) {
+        LOSSK_CAT(lossk_load_tail, SFX)(v[r], x + r * C, C, -INFINITY);
+        for (int l = 0; l < LANES; l++)
+            u[r][l] = v[r][l];
+        m[r] = FN(lanes_max)(u[r]);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; r++) {
+        for (int l = 0; l < LANES; l++) {
+            v[r][l] = EXP(v[r][l] - m[r]);
+            u[r][l] = v[r][l];
+        }
+        z[r] = FN(lanes_sum)(u[r]);
+    }
+    for (int r = 0; r < RB; r++)
+        log_z[r] = LOG(z[r]);
+#pragma GCC unroll 4
+    for (int r = 0; r < RB; r++) {
+        const int tr = (int)t[r]; /* < C <= LANES */
+        const T wt = FN(wc)(k, tr);
+        loss[r] = (double)(wt * (log_z[r] - (x[r * C + tr] - m[r])));
+        if (!gr)
+            continue;
+        const T a = g[r] * wt / z[r], gt = g[r] * wt;
+#pragma omp simd /* else GCC unrolls it into branches first */
+        for (int l = 0; l < LANES; l++)
+            v[r][l] = a * v[r][l] - (l == tr ? gt : 0);
+        LOSSK_CAT(lossk_store_tail, SFX)(gr + r * C, v[r], C);
+    }
 }
 
 /* A tile of L <= TS positions s0..s0+L of one sample of an (N, C, S) input; x and tp point at
@@ -247,6 +308,92 @@ LOSSK_INLINE T FN(gfactor)(const lossk_class_args *a, int64_t i, int ignored, T 
     return (a->grad_output ? ((const T *)a->grad_output)[i] : (T)a->grad_scale) * scale;
 }
 
+/* What a block of cross-entropy positions needs besides the kernel arguments. */
+typedef struct {
+    const lossk_class_args *a;
+    const FN(ce_ctx) *k;
+    T scale;         /* gradient factor: 1 / total weight for a weighted mean, else 1 */
+    int reduce;      /* sum the loss into partial[] rather than store it per position */
+    int stream;      /* build the gradient in scratch tiles and stream them out */
+    double *partial; /* per-block loss sums */
+} FN(ce_job);
+
+LOSSK_INLINE void FN(ce_block)(const FN(ce_job) *job, int b)
+{
+    const lossk_class_args *a = job->a;
+    const FN(ce_ctx) *k = job->k;
+    const int64_t C = a->c, S = a->s, np = a->n * S;
+    const int soft = k->soft, reduce = job->reduce, stream = job->stream;
+    const T *x = a->input, *tp = a->target_prob;
+    const int64_t *t = a->target;
+    T *loss = a->loss, *grad = a->grad;
+    double acc = 0;
+    _Alignas(64) T scratch[stream ? LOSSK_SCRATCH : 1];
+    const int64_t end = lossk_block_start(np, b + 1);
+    const int short_rows = S == 1 && !soft && k->eps == 0 && C <= LANES;
+    for (int64_t i = lossk_block_start(np, b); i < end;) {
+        if (short_rows && end - i >= RB) {
+            int64_t tr[RB];
+            T g[RB];
+            double l[RB];
+            for (int r = 0; r < RB; r++) {
+                const int ignored = t[i + r] == a->ignore_index;
+                tr[r] = ignored ? 0 : t[i + r];
+                g[r] = FN(gfactor)(a, i + r, ignored, job->scale);
+            }
+            FN(ce_rows_short)(k, C, x + i * C, tr, g, stream ? scratch : grad ? grad + i * C : NULL, l);
+            if (stream)
+                STREAM(grad + i * C, scratch, RB * C);
+            for (int r = 0; r < RB; r++) {
+                l[r] = t[i + r] == a->ignore_index ? 0 : l[r];
+                if (reduce)
+                    acc += l[r];
+                else if (loss)
+                    loss[i + r] = (T)l[r];
+            }
+            i += RB;
+            continue;
+        }
+        if (S == 1) {
+            const int ignored = !soft && t[i] == a->ignore_index;
+            const T g = FN(gfactor)(a, i, ignored, job->scale);
+            double l = FN(ce_row)(k, C, x + i * C, soft || ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
+                                  stream ? scratch : grad ? grad + i * C : NULL);
+            if (stream)
+                STREAM(grad + i * C, scratch, C);
+            l = ignored ? 0 : l;
+            if (reduce)
+                acc += l;
+            else if (loss)
+                loss[i] = (T)l;
+            i++;
+            continue;
+        }
+        const int64_t n = i / S, s = i - n * S;
+        const int64_t L = lossk_min64(lossk_min64(TS, S - s), end - i);
+        const int64_t base = n * C * S + s;
+        T g[TS];
+        double l[TS];
+        for (int64_t j = 0; j < L; j++)
+            g[j] = FN(gfactor)(a, i + j, !soft && t[i + j] == a->ignore_index, job->scale);
+        FN(ce_tile)(k, C, S, L, x + base, soft ? NULL : t + i, a->ignore_index, soft ? tp + base : NULL, g,
+                    stream ? scratch : grad ? grad + base : NULL, stream ? L : S, l);
+        if (stream)
+            for (int64_t c = 0; c < C; c++)
+                STREAM(grad + base + c * S, scratch + c * L, L);
+        for (int64_t j = 0; j < L; j++) {
+            if (reduce)
+                acc += l[j];
+            else if (loss)
+                loss[i + j] = (T)l[j];
+        }
+        i += L;
+    }
+    job->partial[b] = acc;
+    if (stream)
+        lossk_stream_fence();
+}
+
 static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
 {
     const int64_t N = a->n, C = a->c, S = a->s, np = N * S;
@@ -255,9 +402,6 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
         || (soft ? !a->target_prob : !a->target) || a->label_smoothing < 0 || a->label_smoothing > 1
         || (a->reduction != LOSSK_REDUCTION_NONE && !reduce))
         return LOSSK_ERR_ARGUMENT;
-    const T *x = a->input, *tp = a->target_prob;
-    const int64_t *t = a->target;
-    T *loss = a->loss, *grad = a->grad;
     FN(ce_ctx) k = {a->weight, (T)a->label_smoothing, (T)(a->label_smoothing / (double)C), 0, soft};
     double wsum = 0;
     for (int64_t c = 0; c < C; c++)
@@ -274,60 +418,15 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
         if (a->mean_by_weight)
             divisor = total_weight;
     }
-    const T scale = a->mean_by_weight ? (T)(1.0 / divisor) : (T)1;
 
     double partial[LOSSK_BLOCKS];
-    const int nt = lossk_threads_for(np * C * 2);
     /* A large gradient is built in a scratch tile (a row, or C rows of a spatial tile) and streamed out. */
-    const int stream = grad && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES
+    const int stream = a->grad && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES
         && C * (S == 1 ? 1 : TS) <= LOSSK_SCRATCH;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int b = 0; b < LOSSK_BLOCKS; b++) {
-        double acc = 0;
-        _Alignas(64) T scratch[stream ? LOSSK_SCRATCH : 1];
-        const int64_t end = lossk_block_start(np, b + 1);
-        for (int64_t i = lossk_block_start(np, b); i < end;) {
-            const int64_t n = i / S, s = i % S;
-            if (S == 1) {
-                const int ignored = !soft && t[i] == a->ignore_index;
-                const T g = FN(gfactor)(a, i, ignored, scale);
-                double l = FN(ce_row)(&k, C, x + i * C, soft || ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
-                                      stream ? scratch : grad ? grad + i * C : NULL);
-                if (stream)
-                    STREAM(grad + i * C, scratch, C);
-                l = ignored ? 0 : l;
-                if (reduce)
-                    acc += l;
-                else if (loss)
-                    loss[i] = (T)l;
-                i++;
-                continue;
-            }
-            const int64_t L = lossk_min64(lossk_min64(TS, S - s), end - i);
-            const int64_t base = n * C * S + s;
-            T g[TS];
-            double l[TS];
-            for (int64_t j = 0; j < L; j++)
-                g[j] = FN(gfactor)(a, i + j, !soft && t[i + j] == a->ignore_index, scale);
-            FN(ce_tile)(&k, C, S, L, x + base, soft ? NULL : t + i, a->ignore_index, soft ? tp + base : NULL, g,
-                        stream ? scratch : grad ? grad + base : NULL, stream ? L : S, l);
-            if (stream)
-                for (int64_t c = 0; c < C; c++)
-                    STREAM(grad + base + c * S, scratch + c * L, L);
-            for (int64_t j = 0; j < L; j++) {
-                if (reduce)
-                    acc += l[j];
-                else if (loss)
-                    loss[i + j] = (T)l[j];
-            }
-            i += L;
-        }
-        partial[b] = acc;
-        if (stream)
-            lossk_stream_fence();
-    }
-    if (reduce && loss)
-        *loss = FN(reduced_loss)(partial, divisor, a->mean_by_weight);
+    const FN(ce_job) job = {a, &k, a->mean_by_weight ? (T)(1.0 / divisor) : (T)1, reduce, stream, partial};
+    LOSSK_FOR_BLOCKS(lossk_threads_for(np * C * 2), FN(ce_block), &job);
+    if (reduce && a->loss)
+        *(T *)a->loss = FN(reduced_loss)(partial, divisor, a->mean_by_weight);
     return LOSSK_OK;
 }
 
@@ -342,6 +441,80 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_cross_entropy_prob, SFX))(lossk_class_args *a
 }
 
 /* NLL: loss = -w_t x_t at each non-ignored position; the gradient is zero but at the targets. */
+#define NLL_AHEAD 128 /* positions */
+typedef struct {
+    const lossk_class_args *a;
+    T scale;         /* as in FN(ce_job) */
+    int reduce;
+    int stream;
+    double *partial;
+} FN(nll_job);
+
+/* Positions go by tiles of L: L rows (S == 1), or L positions of one sample. Position j of a
+ * tile, class c, is at [c * S + j * ps] from the tile's first element. Unless C is larger than
+ * LOSSK_SCRATCH, the tile's gradient is staged in scratch, as [L][C] or [C][L], and copied out
+ * (streamed when large), so every line of it is written once. */
+LOSSK_INLINE void FN(nll_block)(const FN(nll_job) *job, int b)
+{
+    const lossk_class_args *a = job->a;
+    const int64_t C = a->c, S = a->s, np = a->n * S, ps = S == 1 ? C : 1, ignore = a->ignore_index;
+    const T *x = a->input, *w = a->weight;
+    const int64_t *t = a->target;
+    T *loss = a->loss, *grad = a->grad;
+    const int tiled = grad && C <= LOSSK_SCRATCH, reduce = job->reduce;
+    const int64_t cap = C <= LOSSK_SCRATCH ? LOSSK_SCRATCH / C : 1;
+    _Alignas(64) T scratch[tiled ? LOSSK_SCRATCH : 1];
+    double acc = 0;
+    const int64_t end = lossk_block_start(np, b + 1);
+    for (int64_t i = lossk_block_start(np, b); i < end;) {
+        const int64_t n = S == 1 ? i : i / S, s = i - n * S;
+        const int64_t L = lossk_min64(lossk_min64(end - i, S == 1 ? cap : S - s), cap);
+        const int64_t offset = n * C * S + s;
+        const T *xt = x + offset;
+        T *gt = grad ? grad + offset : NULL;
+        if (tiled)
+            memset(scratch, 0, (size_t)(L * C) * sizeof(T));
+        else if (grad)
+            for (int64_t j = 0; j < L; j++)
+                for (int64_t c = 0; c < C; c++)
+                    gt[c * S + j * ps] = 0;
+        for (int64_t j = 0; j < L; j++) {
+            const int64_t tj = t[i + j];
+            /* the input values picked are scattered over C planes: fetch ahead of need, as the
+             * hardware prefetcher does not follow such a pattern */
+            if (j + NLL_AHEAD < L && t[i + j + NLL_AHEAD] >= 0 && t[i + j + NLL_AHEAD] < C)
+                __builtin_prefetch(xt + t[i + j + NLL_AHEAD] * S + (j + NLL_AHEAD) * ps);
+            T l = 0;
+            if (tj != ignore) {
+                const T wt = FN(class_weight)(w, tj);
+                l = -wt * xt[tj * S + j * ps];
+                if (grad) {
+                    const T d = -wt * FN(gfactor)(a, i + j, 0, job->scale);
+                    if (tiled)
+                        scratch[S == 1 ? j * C + tj : tj * L + j] = d;
+                    else
+                        gt[tj * S + j * ps] = d;
+                }
+            }
+            if (reduce)
+                acc += (double)l;
+            else if (loss)
+                loss[i + j] = l;
+        }
+        for (int64_t c = 0; tiled && c < (S == 1 ? 1 : C); c++) {
+            const int64_t len = S == 1 ? L * C : L;
+            if (job->stream)
+                STREAM(gt + c * S, scratch + c * L, len);
+            else
+                memcpy(gt + c * S, scratch + c * L, (size_t)len * sizeof(T));
+        }
+        i += L;
+    }
+    job->partial[b] = acc;
+    if (job->stream)
+        lossk_stream_fence();
+}
+
 int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
 {
     const int64_t N = a->n, C = a->c, S = a->s, np = N * S;
@@ -355,66 +528,12 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
         return err;
     a->total_weight = total_weight;
     const double divisor = a->mean_by_weight ? total_weight : a->divisor;
-    const T scale = a->mean_by_weight ? (T)(1.0 / divisor) : (T)1;
-    const T *x = a->input, *w = a->weight;
-    const int64_t *t = a->target;
-    T *loss = a->loss, *grad = a->grad;
-
     double partial[LOSSK_BLOCKS];
-    const int nt = lossk_threads_for(grad ? np * C : np);
-    /* The gradient is built in scratch tiles of positions x classes and copied out (streamed when
-     * large), so every line of it is written once; only more than LOSSK_SCRATCH classes are
-     * zeroed and scattered in place. */
-    const int tiled = C <= LOSSK_SCRATCH;
-    const int stream = tiled && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int b = 0; b < LOSSK_BLOCKS; b++) {
-        const int64_t start = lossk_block_start(np, b), end = lossk_block_start(np, b + 1);
-        _Alignas(64) T scratch[tiled && grad ? LOSSK_SCRATCH : 1];
-        for (int64_t i = start; grad && tiled && i < end;) {
-            /* L rows (S == 1), staged as [L][C], or L positions of one sample, staged as [C][L] */
-            const int64_t n = i / S, s = i % S;
-            const int64_t L = lossk_min64(lossk_min64(end - i, S == 1 ? end - i : S - s), LOSSK_SCRATCH / C);
-            memset(scratch, 0, (size_t)(L * C) * sizeof(T));
-            for (int64_t j = 0; j < L; j++) {
-                const int64_t tj = t[i + j];
-                if (tj != a->ignore_index)
-                    scratch[S == 1 ? j * C + tj : tj * L + j] = -FN(class_weight)(w, tj) * FN(gfactor)(a, i + j, 0, scale);
-            }
-            for (int64_t c = 0; c < (S == 1 ? 1 : C); c++) {
-                T *dst = S == 1 ? grad + i * C : grad + (n * C + c) * S + s;
-                const int64_t len = S == 1 ? L * C : L;
-                if (stream)
-                    STREAM(dst, scratch + c * L, len);
-                else
-                    memcpy(dst, scratch + c * L, (size_t)len * sizeof(T));
-            }
-            i += L;
-        }
-        if (grad && !tiled) {
-            for (int64_t i = start; i < end; i++) {
-                const int64_t n = i / S, s = i % S, ti = t[i];
-                for (int64_t c = 0; c < C; c++)
-                    grad[(n * C + c) * S + s] = 0;
-                if (ti != a->ignore_index)
-                    grad[(n * C + ti) * S + s] = -FN(class_weight)(w, ti) * FN(gfactor)(a, i, 0, scale);
-            }
-        }
-        if (stream)
-            lossk_stream_fence();
-        double acc = 0;
-        for (int64_t i = start; i < end; i++) {
-            const int64_t n = i / S, s = i % S, ti = t[i];
-            const T l = ti == a->ignore_index ? (T)0 : -FN(class_weight)(w, ti) * x[(n * C + ti) * S + s];
-            if (reduce)
-                acc += (double)l;
-            else if (loss)
-                loss[i] = l;
-        }
-        partial[b] = acc;
-    }
-    if (reduce && loss)
-        *loss = FN(reduced_loss)(partial, divisor, a->mean_by_weight);
+    const int stream = a->grad && C <= LOSSK_SCRATCH && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES;
+    const FN(nll_job) job = {a, a->mean_by_weight ? (T)(1.0 / divisor) : (T)1, reduce, stream, partial};
+    LOSSK_FOR_BLOCKS(lossk_threads_for(a->grad ? np * C : np), FN(nll_block), &job);
+    if (reduce && a->loss)
+        *(T *)a->loss = FN(reduced_loss)(partial, divisor, a->mean_by_weight);
     return LOSSK_OK;
 }
 
@@ -424,3 +543,5 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
 #undef STREAM
 #undef LANES
 #undef TS
+#undef RB
+#undef NLL_AHEAD

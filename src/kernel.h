@@ -30,6 +30,21 @@ static inline int64_t lossk_block_start(int64_t n, int64_t b)
     return (n / LOSSK_BLOCKS) * b + (b < n % LOSSK_BLOCKS ? b : n % LOSSK_BLOCKS);
 }
 
+/* body(job, b) for every block b, on nt threads; a plain loop when nt is 1, because even a region
+ * that starts no thread costs a team set-up (about 0.35 us in libgomp), which small calls notice. */
+#define LOSSK_FOR_BLOCKS(nt, body, job) \
+    do { \
+        const int lossk_nt = (nt); \
+        if (lossk_nt > 1) { \
+            _Pragma("omp parallel for schedule(static) num_threads(lossk_nt)") \
+            for (int lossk_b = 0; lossk_b < LOSSK_BLOCKS; lossk_b++) \
+                body(job, lossk_b); \
+        } else { \
+            for (int lossk_b = 0; lossk_b < LOSSK_BLOCKS; lossk_b++) \
+                body(job, lossk_b); \
+        } \
+    } while (0)
+
 /* Sum lanes: every block accumulates in LOSSK_LANES double accumulators, element j of a run into
  * lane j % LOSSK_LANES, so the order of additions is fixed by the data alone (not by vector
  * width or alignment) and float32 sums of 2^24 terms keep double precision. */
@@ -78,7 +93,51 @@ static inline void lossk_stream_fence(void) { _mm_sfence(); }
 LOSSK_DEFINE_STREAM(float, f32, LOSSK_STREAM_F32)
 LOSSK_DEFINE_STREAM(double, f64, LOSSK_STREAM_F64)
 #undef LOSSK_DEFINE_STREAM
+#endif
+
+/* The short last chunk of a row as a whole vector of LOSSK_LANES: lossk_load_tail fills v with
+ * src[0, n) then `fill`, lossk_store_tail writes v[0, n) to dst (n <= LOSSK_LANES). AVX-512 does
+ * each with masked moves; scalar moves read back as a vector stall on store forwarding, which on
+ * a 10-class row costs more than its arithmetic. */
+#if defined(__AVX512F__)
+static inline __mmask16 lossk_mask16(int64_t n) { return (__mmask16)((1u << n) - 1); }
+static inline __mmask8 lossk_mask8(int64_t n) { return (__mmask8)(n >= 8 ? 0xff : n <= 0 ? 0 : (1u << n) - 1); }
+static inline void lossk_load_tail_f32(float *v, const float *src, int64_t n, float fill)
+{
+    _mm512_storeu_ps(v, _mm512_mask_loadu_ps(_mm512_set1_ps(fill), lossk_mask16(n), src));
+}
+static inline void lossk_store_tail_f32(float *dst, const float *v, int64_t n)
+{
+    _mm512_mask_storeu_ps(dst, lossk_mask16(n), _mm512_loadu_ps(v));
+}
+static inline void lossk_load_tail_f64(double *v, const double *src, int64_t n, double fill)
+{
+    _mm512_storeu_pd(v, _mm512_mask_loadu_pd(_mm512_set1_pd(fill), lossk_mask8(n), src));
+    _mm512_storeu_pd(v + 8, _mm512_mask_loadu_pd(_mm512_set1_pd(fill), lossk_mask8(n - 8), src + 8));
+}
+static inline void lossk_store_tail_f64(double *dst, const double *v, int64_t n)
+{
+    _mm512_mask_storeu_pd(dst, lossk_mask8(n), _mm512_loadu_pd(v));
+    _mm512_mask_storeu_pd(dst + 8, lossk_mask8(n - 8), _mm512_loadu_pd(v + 8));
+}
 #else
+#define LOSSK_DEFINE_TAIL(T, sfx) \
+    static inline void lossk_load_tail_##sfx(T *v, const T *src, int64_t n, T fill) \
+    { \
+        for (int64_t l = 0; l < LOSSK_LANES; l++) \
+            v[l] = l < n ? src[l] : fill; \
+    } \
+    static inline void lossk_store_tail_##sfx(T *dst, const T *v, int64_t n) \
+    { \
+        for (int64_t l = 0; l < n; l++) \
+            dst[l] = v[l]; \
+    }
+LOSSK_DEFINE_TAIL(float, f32)
+LOSSK_DEFINE_TAIL(double, f64)
+#undef LOSSK_DEFINE_TAIL
+#endif
+
+#if !(defined(__x86_64__) || defined(_M_X64))
 #include <string.h>
 static inline void lossk_stream_fence(void) {}
 static inline void lossk_stream_f32(float *dst, const float *src, int64_t n) { memcpy(dst, src, (size_t)n * sizeof *dst); }

@@ -12,7 +12,7 @@ from helpers import DTYPES, assert_bitwise_equal, assert_close, relayout, unmodi
 from loss_specs import (CLASSIFICATION_CASES, CLASSIFICATION_SHAPES, check_finite_differences,
                         check_large_output_matches_chunks, check_out_buffer, check_outputs, check_thread_invariance,
                         check_unusual_arrays, evaluate, functions, prob_targets, shape_id, shapes_and_layouts,
-                        with_reductions)
+                        unusual, with_reductions)
 
 CASES = {c.id: c for c in CLASSIFICATION_CASES}
 SOME_CASES = [CASES[i] for i in ("ce", "ce-w-ign_neg-ls0.1", "ce-ign_class", "ce_prob-w-ls0.25", "nll-w-ign_neg",
@@ -245,12 +245,27 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
     check_thread_invariance(case, shape, reduction, dtype, seed=5)
 
 
-@pytest.mark.parametrize("shape", [(17000, 256), (7, 21, 160, 160)], ids=shape_id)
-@pytest.mark.parametrize("case", [CASES["ce-w-ign_neg-ls0.1"], CASES["ce_prob-w"], CASES["nll-w-ign_class"]],
-                         ids=repr)
+@pytest.mark.parametrize("shape, case", [(shape, case) for shape in [(17000, 256), (7, 21, 160, 160)]
+                                         for case in [CASES["ce-w-ign_neg-ls0.1"], CASES["ce_prob-w"],
+                                                      CASES["nll-w-ign_class"]]]
+                         + [((420000, 10), CASES["ce-w-ign_class"])], ids=lambda p: shape_id(p) if isinstance(p, tuple) else repr(p))
 def test_large_outputs(case, shape):
     """float32 gradients past 16 MiB take the streaming path: same numbers as small slices."""
     check_large_output_matches_chunks(case, shape, np.float32, chunk=1000 if len(shape) == 2 else 1, seed=9)
+
+
+@pytest.mark.parametrize("C", [1, 2, 10, 15, 16, 17])
+@pytest.mark.parametrize("case", [CASES["ce"], CASES["ce-w-ign_class"], CASES["ce-ls0.1"]], ids=repr)
+def test_short_rows_get_what_they_get_alone(case, C, dtype, rng):
+    """Rows of up to 16 one-hot classes go four at a time through a path of their own; each row's
+    loss and gradient must be the very numbers that row gets in a call of its own."""
+    x, t, opts = case.build(rng, (11, C), dtype)
+    f, f_grad, _ = functions(case.name)
+    loss = f(x, t, reduction="none", **opts)
+    grad = f_grad(x, t, reduction="sum", **opts)
+    for i in range(len(x)):
+        assert_bitwise_equal(loss[i], f(x[i], t[i], reduction="none", **opts))
+        assert_bitwise_equal(grad[i], f_grad(x[i], t[i], reduction="sum", **opts))
 
 
 @pytest.mark.parametrize("shape", [(3, 20000), (2, 17000, 3), (4, 300, 70)], ids=shape_id)
@@ -375,6 +390,8 @@ def _bad_cases():
         ("out-dtype", "cross_entropy", lambda: (X, t, {"out": np.zeros(X.shape, np.float32)}), TypeError, "out"),
         ("out-fortran", "nll_loss", lambda: (X, t, {"out": np.zeros(X.shape, order="F")}), ValueError, "out"),
         ("out-readonly", "cross_entropy", lambda: (X, t, {"out": ro}), ValueError, "out"),
+        ("out-misaligned", "nll_loss", lambda: (X, t, {"out": unusual(np.zeros(X.shape), "misaligned")}), ValueError,
+         "out"),
         ("out-is-input", "cross_entropy", lambda: (lambda x: (x, t, {"out": x}))(X.copy()), ValueError, "out"),
         ("grad_output-array-for-mean", "cross_entropy", lambda: (X, t, {"grad_output": np.ones((4, 2))}),
          ValueError, "grad_output"),

@@ -9,7 +9,8 @@ import reference
 from helpers import DTYPES, assert_bitwise_equal, assert_close, relayout, unmodified
 from loss_specs import (ELEMENTWISE_CASES, ELEMENTWISE_LOSSES, ELEMENTWISE_SHAPES, check_finite_differences,
                         check_large_output_matches_chunks, check_out_buffer, check_outputs, check_thread_invariance,
-                        check_unusual_arrays, evaluate, functions, shape_id, shapes_and_layouts, with_reductions)
+                        check_unusual_arrays, evaluate, functions, shape_id, shapes_and_layouts, unusual,
+                        with_reductions)
 
 CASES = {c.id: c for c in ELEMENTWISE_CASES}
 # one case per loss (with its array options, when it has some), for the tests that need not see all
@@ -381,6 +382,9 @@ def _bad_cases():
          "out"),
         ("out-strided", "mse_loss", GRAD, lambda: (X, T, {"out": np.zeros((3, 8))[:, ::2]}), ValueError, "out"),
         ("out-readonly", "mse_loss", GRAD, lambda: (X, T, {"out": ro}), ValueError, "out"),
+        ("out-misaligned", "mse_loss", GRAD, lambda: (X, T, {"out": unusual(np.zeros((3, 4)), "misaligned")}),
+         ValueError, "out"),
+        ("out-byteswapped", "mse_loss", GRAD, lambda: (X, T, {"out": np.zeros((3, 4), ">f8")}), TypeError, "out"),
         ("out-list", "mse_loss", GRAD, lambda: (X, T, {"out": [0.0] * 12}), TypeError, "out"),
         ("grad_output-array-for-mean", "mse_loss", GRAD, lambda: (X, T, {"grad_output": np.ones((3, 4))}),
          ValueError, "grad_output"),
