@@ -36,6 +36,7 @@ LOSSK_INLINE T FN(q_spread)(const FN(ce_ctx) *k, int64_t c, T tc)
 /* Check the targets and sum the weight of the non-ignored ones, in one pass over (N*S) positions. */
 typedef struct {
     const lossk_class_args *a;
+    int nb;          /* blocks */
     double *partial;
     int64_t *first_bad;
 } FN(targets_job);
@@ -48,7 +49,8 @@ LOSSK_INLINE void FN(check_targets_block)(const FN(targets_job) *job, int b)
     const T *w = a->weight;
     double acc = 0;
     job->first_bad[b] = -1;
-    for (int64_t i = lossk_block_start(np, b); i < lossk_block_start(np, b + 1); i++) {
+    const int64_t end = lossk_block_start(np, job->nb, b + 1);
+    for (int64_t i = lossk_block_start(np, job->nb, b); i < end; i++) {
         int64_t ti = t[i];
         if (ti == ignore)
             continue;
@@ -65,10 +67,11 @@ static int FN(check_targets)(lossk_class_args *a, double *total_weight)
 {
     double partial[LOSSK_BLOCKS];
     int64_t first_bad[LOSSK_BLOCKS];
-    const FN(targets_job) job = {a, partial, first_bad};
-    LOSSK_FOR_BLOCKS(lossk_threads_for(a->n * a->s), FN(check_targets_block), &job);
+    const int64_t np = a->n * a->s;
+    const FN(targets_job) job = {a, lossk_blocks(np, np), partial, first_bad};
+    LOSSK_FOR_BLOCKS(lossk_threads_for(np), job.nb, FN(check_targets_block), &job);
     double total = 0;
-    for (int b = 0; b < LOSSK_BLOCKS; b++) {
+    for (int b = 0; b < job.nb; b++) {
         if (first_bad[b] >= 0) {
             a->bad_index = first_bad[b];
             return LOSSK_ERR_TARGET;
@@ -291,10 +294,10 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
 
 /* The reduced loss: the block sums added in order, over divisor. A weighted mean whose total weight
  * is 0 is nan even when label smoothing makes the sum nonzero: PyTorch's NLL term is then 0/0. */
-static T FN(reduced_loss)(const double *partial, double divisor, int mean_by_weight)
+static T FN(reduced_loss)(const double *partial, int nb, double divisor, int mean_by_weight)
 {
     double total = 0;
-    for (int b = 0; b < LOSSK_BLOCKS; b++)
+    for (int b = 0; b < nb; b++)
         total += partial[b];
     return mean_by_weight && divisor == 0 ? (T)NAN : (T)(total / divisor);
 }
@@ -315,6 +318,7 @@ typedef struct {
     T scale;         /* gradient factor: 1 / total weight for a weighted mean, else 1 */
     int reduce;      /* sum the loss into partial[] rather than store it per position */
     int stream;      /* build the gradient in scratch tiles and stream them out */
+    int nb;          /* blocks */
     double *partial; /* per-block loss sums */
 } FN(ce_job);
 
@@ -329,9 +333,9 @@ LOSSK_INLINE void FN(ce_block)(const FN(ce_job) *job, int b)
     T *loss = a->loss, *grad = a->grad;
     double acc = 0;
     _Alignas(64) T scratch[stream ? LOSSK_SCRATCH : 1];
-    const int64_t end = lossk_block_start(np, b + 1);
+    const int64_t end = lossk_block_start(np, job->nb, b + 1);
     const int short_rows = S == 1 && !soft && k->eps == 0 && C <= LANES;
-    for (int64_t i = lossk_block_start(np, b); i < end;) {
+    for (int64_t i = lossk_block_start(np, job->nb, b); i < end;) {
         if (short_rows && end - i >= RB) {
             int64_t tr[RB];
             T g[RB];
@@ -423,10 +427,11 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
     /* A large gradient is built in a scratch tile (a row, or C rows of a spatial tile) and streamed out. */
     const int stream = a->grad && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES
         && C * (S == 1 ? 1 : TS) <= LOSSK_SCRATCH;
-    const FN(ce_job) job = {a, &k, a->mean_by_weight ? (T)(1.0 / divisor) : (T)1, reduce, stream, partial};
-    LOSSK_FOR_BLOCKS(lossk_threads_for(np * C * 2), FN(ce_block), &job);
+    const FN(ce_job) job = {a, &k, a->mean_by_weight ? (T)(1.0 / divisor) : (T)1, reduce, stream,
+                            lossk_blocks(np, np * C * 2), partial};
+    LOSSK_FOR_BLOCKS(lossk_threads_for(np * C * 2), job.nb, FN(ce_block), &job);
     if (reduce && a->loss)
-        *(T *)a->loss = FN(reduced_loss)(partial, divisor, a->mean_by_weight);
+        *(T *)a->loss = FN(reduced_loss)(partial, job.nb, divisor, a->mean_by_weight);
     return LOSSK_OK;
 }
 
@@ -447,6 +452,7 @@ typedef struct {
     T scale;         /* as in FN(ce_job) */
     int reduce;
     int stream;
+    int nb;
     double *partial;
 } FN(nll_job);
 
@@ -465,8 +471,8 @@ LOSSK_INLINE void FN(nll_block)(const FN(nll_job) *job, int b)
     const int64_t cap = C <= LOSSK_SCRATCH ? LOSSK_SCRATCH / C : 1;
     _Alignas(64) T scratch[tiled ? LOSSK_SCRATCH : 1];
     double acc = 0;
-    const int64_t end = lossk_block_start(np, b + 1);
-    for (int64_t i = lossk_block_start(np, b); i < end;) {
+    const int64_t end = lossk_block_start(np, job->nb, b + 1);
+    for (int64_t i = lossk_block_start(np, job->nb, b); i < end;) {
         const int64_t n = S == 1 ? i : i / S, s = i - n * S;
         const int64_t L = lossk_min64(lossk_min64(end - i, S == 1 ? cap : S - s), cap);
         const int64_t offset = n * C * S + s;
@@ -530,10 +536,12 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
     const double divisor = a->mean_by_weight ? total_weight : a->divisor;
     double partial[LOSSK_BLOCKS];
     const int stream = a->grad && C <= LOSSK_SCRATCH && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES;
-    const FN(nll_job) job = {a, a->mean_by_weight ? (T)(1.0 / divisor) : (T)1, reduce, stream, partial};
-    LOSSK_FOR_BLOCKS(lossk_threads_for(a->grad ? np * C : np), FN(nll_block), &job);
+    const int64_t work = a->grad ? np * C : np;
+    const FN(nll_job) job = {a, a->mean_by_weight ? (T)(1.0 / divisor) : (T)1, reduce, stream,
+                             lossk_blocks(np, work), partial};
+    LOSSK_FOR_BLOCKS(lossk_threads_for(work), job.nb, FN(nll_block), &job);
     if (reduce && a->loss)
-        *(T *)a->loss = FN(reduced_loss)(partial, divisor, a->mean_by_weight);
+        *(T *)a->loss = FN(reduced_loss)(partial, job.nb, divisor, a->mean_by_weight);
     return LOSSK_OK;
 }
 

@@ -195,88 +195,111 @@ LOSSK_INLINE int FN(run_any)(int kind, int want_grad, int want_loss, int has_w, 
 
 #define TILE 512
 
-static int FN(elementwise)(int kind, lossk_elementwise_args *a)
+/* A call's shared state. */
+typedef struct {
+    const lossk_elementwise_args *a;
+    int kind;
+    int reduce;       /* sum the loss into partial[] rather than store it per element */
+    int stream;       /* compute into tiles on the stack and stream them out */
+    int nb;           /* blocks */
+    double *partial;  /* per-block loss sums */
+    int64_t *first_bad; /* per block: where a domain check failed, or -1 */
+} FN(ew_job);
+
+/* One block. Not inlined: its every (kind, flags) loop is compiled once, not once per caller. */
+static __attribute__((noinline)) void FN(elementwise_block)(const FN(ew_job) *job, int b)
 {
+    const lossk_elementwise_args *a = job->a;
+    const int kind = job->kind, reduce = job->reduce, stream = job->stream;
     const int has_pw = kind == FN(BCE_LOGITS_PW);
-    const int64_t n = a->n;
     const int want_loss = a->loss != NULL, want_grad = a->grad != NULL;
     const int has_w = a->weight != NULL, has_go = a->grad_output != NULL;
-    const int reduce = a->reduction == LOSSK_REDUCTION_SUM;
-    if (n < 0 || (n > 0 && (!a->input || !a->target)) || (!want_loss && !want_grad)
-        || (a->reduction != LOSSK_REDUCTION_NONE && !reduce)
-        || (has_w && a->weight_period <= 0)
-        || (has_pw && (!a->pos_weight || a->pos_weight_period <= 0)))
-        return LOSSK_ERR_ARGUMENT;
     const T *x = a->input, *y = a->target, *weight = a->weight, *pos_weight = a->pos_weight;
     const T *grad_output = a->grad_output;
     T *loss = a->loss, *grad = a->grad;
     const T gs = (T)a->grad_scale, p = (T)a->param;
-    double partial[LOSSK_BLOCKS];
-    int64_t first_bad[LOSSK_BLOCKS];
-    const int nt = lossk_threads_for(n);
-    /* Large outputs are computed into tiles on the stack and streamed out. */
-    const int stream = n * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES;
-
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int b = 0; b < LOSSK_BLOCKS; b++) {
-        const int64_t end = lossk_block_start(n, b + 1);
-        double acc[LOSSK_LANES] = {0};
-        _Alignas(64) T tmp[TILE];
-        _Alignas(64) T tmpg[TILE];
-        first_bad[b] = -1;
-        for (int64_t i = lossk_block_start(n, b); i < end;) {
-            int64_t len = lossk_min64(TILE, end - i);
-            const T *w = NULL, *pw = NULL;
-            if (has_w) {
-                int64_t k = i % a->weight_period;
-                w = weight + k;
-                len = lossk_min64(len, a->weight_period - k);
-            }
-            if (has_pw) {
-                int64_t k = i % a->pos_weight_period;
-                pw = pos_weight + k;
-                len = lossk_min64(len, a->pos_weight_period - k);
-            }
-            T *lv = reduce || stream ? tmp : loss + i;
-            T *gv = stream ? tmpg : grad + i;
-            if (FN(run_any)(kind, want_grad, want_loss, has_w, has_go, len,
-                            x + i, y + i, w, pw, has_go ? grad_output + i : NULL, gs, p, lv,
-                            want_grad ? gv : NULL)) {
-                first_bad[b] = i;
-                break;
-            }
-            if (stream && want_grad)
-                STREAM(grad + i, tmpg, len);
-            if (stream && want_loss && !reduce)
-                STREAM(loss + i, tmp, len);
-            if (want_loss && reduce) {
-                int64_t j = 0;
-                for (; j + LOSSK_LANES <= len; j += LOSSK_LANES)
-                    for (int l = 0; l < LOSSK_LANES; l++)
-                        acc[l] += (double)tmp[j + l];
-                for (int l = 0; j + l < len; l++)
-                    acc[l] += (double)tmp[j + l];
-            }
-            i += len;
+    const int64_t end = lossk_block_start(a->n, job->nb, b + 1);
+    double acc[LOSSK_LANES] = {0};
+    _Alignas(64) T tmp[TILE];
+    _Alignas(64) T tmpg[TILE];
+    job->first_bad[b] = -1;
+    for (int64_t i = lossk_block_start(a->n, job->nb, b); i < end;) {
+        int64_t len = lossk_min64(TILE, end - i);
+        const T *w = NULL, *pw = NULL;
+        if (has_w) {
+            int64_t k = i % a->weight_period;
+            w = weight + k;
+            len = lossk_min64(len, a->weight_period - k);
         }
-        double s = 0;
-        for (int l = 0; l < LOSSK_LANES; l++)
-            s += acc[l];
-        partial[b] = s;
-        if (stream)
-            lossk_stream_fence();
+        if (has_pw) {
+            int64_t k = i % a->pos_weight_period;
+            pw = pos_weight + k;
+            len = lossk_min64(len, a->pos_weight_period - k);
+        }
+        T *lv = reduce || stream ? tmp : loss + i;
+        T *gv = stream ? tmpg : grad + i;
+        if (FN(run_any)(kind, want_grad, want_loss, has_w, has_go, len,
+                        x + i, y + i, w, pw, has_go ? grad_output + i : NULL, gs, p, lv,
+                        want_grad ? gv : NULL)) {
+            job->first_bad[b] = i;
+            break;
+        }
+        if (stream && want_grad)
+            STREAM(grad + i, tmpg, len);
+        if (stream && want_loss && !reduce)
+            STREAM(loss + i, tmp, len);
+        if (want_loss && reduce) {
+            int64_t j = 0;
+            for (; j + LOSSK_LANES <= len; j += LOSSK_LANES)
+                for (int l = 0; l < LOSSK_LANES; l++)
+                    acc[l] += (double)tmp[j + l];
+            for (int l = 0; j + l < len; l++)
+                acc[l] += (double)tmp[j + l];
+        }
+        i += len;
     }
+    double s = 0;
+    for (int l = 0; l < LOSSK_LANES; l++)
+        s += acc[l];
+    job->partial[b] = s;
+    if (stream)
+        lossk_stream_fence();
+}
 
-    for (int b = 0; b < LOSSK_BLOCKS; b++)
+/* The first block's domain error, if any, reported in a. */
+static int FN(domain_error)(lossk_elementwise_args *a, const int64_t *first_bad, int nb)
+{
+    for (int b = 0; b < nb; b++)
         if (first_bad[b] >= 0) {
-            FN(find_outside)(x, y, first_bad[b], n, &a->bad_index, &a->bad_target);
+            FN(find_outside)(a->input, a->target, first_bad[b], a->n, &a->bad_index, &a->bad_target);
             return LOSSK_ERR_DOMAIN;
         }
-    if (want_loss && reduce) {
+    return LOSSK_OK;
+}
+
+static int FN(elementwise)(int kind, lossk_elementwise_args *a)
+{
+    const int64_t n = a->n;
+    const int reduce = a->reduction == LOSSK_REDUCTION_SUM;
+    if (n < 0 || (n > 0 && (!a->input || !a->target)) || (!a->loss && !a->grad)
+        || (a->reduction != LOSSK_REDUCTION_NONE && !reduce)
+        || (a->weight && a->weight_period <= 0)
+        || (kind == FN(BCE_LOGITS_PW) && (!a->pos_weight || a->pos_weight_period <= 0)))
+        return LOSSK_ERR_ARGUMENT;
+    double partial[LOSSK_BLOCKS];
+    int64_t first_bad[LOSSK_BLOCKS];
+    /* Large outputs are computed into tiles on the stack and streamed out. */
+    const FN(ew_job) job = {a, kind, reduce, n * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES, lossk_blocks(n, n),
+                            partial, first_bad};
+    LOSSK_FOR_BLOCKS(lossk_threads_for(n), job.nb, FN(elementwise_block), &job);
+    int err = FN(domain_error)(a, first_bad, job.nb);
+    if (err)
+        return err;
+    if (a->loss && reduce) {
         double total = 0;
-        for (int b = 0; b < LOSSK_BLOCKS; b++)
+        for (int b = 0; b < job.nb; b++)
             total += partial[b];
-        *loss = (T)(total / a->divisor);
+        *(T *)a->loss = (T)(total / a->divisor);
     }
     return LOSSK_OK;
 }
@@ -303,34 +326,31 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_kl_div, SFX))(lossk_elementwise_args *a)
     return FN(elementwise)(a->param != 0 ? FN(KL_DIV_LOG_TARGET) : FN(KL_DIV), a);
 }
 
+static void FN(check_unit_block)(const FN(ew_job) *job, int b)
+{
+    const lossk_elementwise_args *a = job->a;
+    const T *x = a->input, *y = a->target;
+    const int64_t end = lossk_block_start(a->n, job->nb, b + 1);
+    job->first_bad[b] = -1;
+    for (int64_t i = lossk_block_start(a->n, job->nb, b); i < end && job->first_bad[b] < 0; i += TILE) {
+        int64_t len = lossk_min64(TILE, end - i);
+        int bad = 0;
+        for (int64_t j = 0; j < len; j++)
+            bad |= FN(outside_unit)(x[i + j]) | FN(outside_unit)(y[i + j]);
+        if (bad)
+            job->first_bad[b] = i;
+    }
+}
+
 int LOSSK_ISA_NAME(LOSSK_CAT(lossk_check_unit_interval, SFX))(lossk_elementwise_args *a)
 {
     const int64_t n = a->n;
     if (n < 0 || (n > 0 && (!a->input || !a->target)))
         return LOSSK_ERR_ARGUMENT;
-    const T *x = a->input, *y = a->target;
     int64_t first_bad[LOSSK_BLOCKS];
-    const int nt = lossk_threads_for(n);
-
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
-    for (int b = 0; b < LOSSK_BLOCKS; b++) {
-        const int64_t end = lossk_block_start(n, b + 1);
-        first_bad[b] = -1;
-        for (int64_t i = lossk_block_start(n, b); i < end && first_bad[b] < 0; i += TILE) {
-            int64_t len = lossk_min64(TILE, end - i);
-            int bad = 0;
-            for (int64_t j = 0; j < len; j++)
-                bad |= FN(outside_unit)(x[i + j]) | FN(outside_unit)(y[i + j]);
-            if (bad)
-                first_bad[b] = i;
-        }
-    }
-    for (int b = 0; b < LOSSK_BLOCKS; b++)
-        if (first_bad[b] >= 0) {
-            FN(find_outside)(x, y, first_bad[b], n, &a->bad_index, &a->bad_target);
-            return LOSSK_ERR_DOMAIN;
-        }
-    return LOSSK_OK;
+    const FN(ew_job) job = {a, 0, 0, 0, lossk_blocks(n, n), NULL, first_bad};
+    LOSSK_FOR_BLOCKS(lossk_threads_for(n), job.nb, FN(check_unit_block), &job);
+    return FN(domain_error)(a, first_bad, job.nb);
 }
 
 #undef TILE

@@ -21,26 +21,38 @@
  * threads costs more than it saves. */
 int lossk_threads_for(int64_t work);
 
-/* Reductions split their range into LOSSK_BLOCKS blocks, whatever the thread count, and add the
- * block sums in block order: that is what makes results bit-identical for any thread count. */
+/* Reductions split their range of n items into blocks and add the block sums in block order. The
+ * number of blocks depends on the size alone, never on the thread count: that is what makes
+ * results bit-identical for any thread count. At most LOSSK_BLOCKS, about one per
+ * LOSSK_BLOCK_WORK element-operations, so that a small call is a single block. */
 #define LOSSK_BLOCKS 64
+#define LOSSK_BLOCK_WORK 4096
 
-static inline int64_t lossk_block_start(int64_t n, int64_t b)
+static inline int lossk_blocks(int64_t n, int64_t work)
 {
-    return (n / LOSSK_BLOCKS) * b + (b < n % LOSSK_BLOCKS ? b : n % LOSSK_BLOCKS);
+    int64_t nb = work / LOSSK_BLOCK_WORK;
+    nb = nb < LOSSK_BLOCKS ? nb : LOSSK_BLOCKS;
+    nb = nb < n ? nb : n;
+    return nb < 1 ? 1 : (int)nb;
 }
 
-/* body(job, b) for every block b, on nt threads; a plain loop when nt is 1, because even a region
- * that starts no thread costs a team set-up (about 0.35 us in libgomp), which small calls notice. */
-#define LOSSK_FOR_BLOCKS(nt, body, job) \
+static inline int64_t lossk_block_start(int64_t n, int nb, int64_t b)
+{
+    return (n / nb) * b + (b < n % nb ? b : n % nb);
+}
+
+/* body(job, b) for every block b < nb, on nt threads; a plain loop when nt is 1, because even a
+ * region that starts no thread costs a team set-up (about 0.35 us in libgomp), which small calls
+ * notice. */
+#define LOSSK_FOR_BLOCKS(nt, nb, body, job) \
     do { \
-        const int lossk_nt = (nt); \
+        const int lossk_nt = (nt), lossk_nb = (nb); \
         if (lossk_nt > 1) { \
             _Pragma("omp parallel for schedule(static) num_threads(lossk_nt)") \
-            for (int lossk_b = 0; lossk_b < LOSSK_BLOCKS; lossk_b++) \
+            for (int lossk_b = 0; lossk_b < lossk_nb; lossk_b++) \
                 body(job, lossk_b); \
         } else { \
-            for (int lossk_b = 0; lossk_b < LOSSK_BLOCKS; lossk_b++) \
+            for (int lossk_b = 0; lossk_b < lossk_nb; lossk_b++) \
                 body(job, lossk_b); \
         } \
     } while (0)
