@@ -128,18 +128,21 @@ cdef object _float_input(object input, str name="input"):
 
 
 cdef object _native_c(object a):
-    """a itself when C-contiguous in native byte order, else such a copy (0-d stays 0-d)."""
-    if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a):
+    """a itself when C-contiguous, aligned and in native byte order, else such a copy (0-d stays
+    0-d). The kernels' vector types assume element alignment, which a view at an odd byte offset
+    (np.frombuffer, a slice of a uint8 buffer) does not have."""
+    if (cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)):
         return a
     return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
 
 
 cdef object _like(object a, object input, str name):
-    """a as a C-contiguous array of input's dtype; a must be a real floating array (or scalar)."""
+    """a as a C-contiguous aligned array of input's dtype; a must be a real floating array (or scalar)."""
     arr = a if isinstance(a, np.ndarray) else np.asarray(a)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name}: expected a floating-point array, got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=input.dtype, order="C")
+    return _native_c(np.asarray(arr, dtype=input.dtype))
 
 
 cdef object _same_dtype(object a, object input, str name):
@@ -192,8 +195,8 @@ cdef object _grad_buffer(object out, object input, list sources):
         raise TypeError(f"out: expected dtype {input.dtype} like input, got {o.dtype}")
     if o.shape != input.shape:
         raise ValueError(f"out: expected shape {input.shape} like input, got {o.shape}")
-    if not o.flags.c_contiguous or not o.flags.writeable:
-        raise ValueError("out: expected a writeable C-contiguous array")
+    if not o.flags.c_contiguous or not o.flags.aligned or not o.flags.writeable:
+        raise ValueError("out: expected a writeable, aligned C-contiguous array")
     for s in sources:
         if isinstance(s, np.ndarray) and _overlaps(o, s):
             raise ValueError("out: must not overlap input, target or the other arguments")
@@ -328,13 +331,13 @@ cdef _raise(int err, str name, object where, int64_t bad, str what):
 
 
 cdef object _class_indices(object t):
-    """Integer class indices as a contiguous int64 array (uint64 values past 2^63 are rejected)."""
+    """Integer class indices as a contiguous aligned int64 array (uint64 values past 2^63 are rejected)."""
     if cnp.PyArray_TYPE(<cnp.ndarray>t) == cnp.NPY_UINT64 and t.size and t.max() > np.iinfo(np.int64).max:
         big = int(np.argmax(t > np.iinfo(np.int64).max))
         pos = np.unravel_index(big, t.shape) if t.ndim else ()
         raise ValueError(f"target: class index {t.reshape(-1)[big]} at target[{', '.join(map(str, pos))}] "
                          "is out of range")
-    return np.ascontiguousarray(t, dtype=np.int64)
+    return _native_c(np.asarray(t, dtype=np.int64))
 
 
 def classification(int kind, input, target, reduction="mean", *, weight=None, ignore_index=-100,
