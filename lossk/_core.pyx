@@ -128,19 +128,21 @@ cdef object _float_input(object input, str name="input"):
 
 
 cdef object _native_c(object a):
-    """a itself when C-contiguous, aligned and in native byte order, else such a copy (0-d stays 0-d)."""
-    if cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a) \
-            and cnp.PyArray_ISALIGNED(<cnp.ndarray>a):
+    """a itself when C-contiguous, aligned and in native byte order, else such a copy (0-d stays
+    0-d). The kernels' vector types assume element alignment, which a view at an odd byte offset
+    (np.frombuffer, a slice of a uint8 buffer) does not have."""
+    if (cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>a) and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+            and cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a)):
         return a
     return np.array(a, dtype=a.dtype.newbyteorder("="), order="C")
 
 
 cdef object _like(object a, object input, str name):
-    """a as a C-contiguous array of input's dtype; a must be a real floating array (or scalar)."""
+    """a as a C-contiguous aligned array of input's dtype; a must be a real floating array (or scalar)."""
     arr = a if isinstance(a, np.ndarray) else np.asarray(a)
     if arr.dtype.kind != "f":
         raise TypeError(f"{name}: expected a floating-point array, got dtype {arr.dtype}")
-    return np.asarray(arr, dtype=input.dtype, order="C")
+    return _native_c(np.asarray(arr, dtype=input.dtype))
 
 
 cdef object _same_dtype(object a, object input, str name):
@@ -195,7 +197,7 @@ cdef object _grad_buffer(object out, object input, list sources):
     if o.ndim != x.ndim or not cnp.PyArray_CompareLists(cnp.PyArray_DIMS(o), cnp.PyArray_DIMS(x), x.ndim):
         raise ValueError(f"out: expected shape {input.shape} like input, got {out.shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(o) or not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISALIGNED(o):
-        raise ValueError("out: expected a writeable, aligned, C-contiguous array")
+        raise ValueError("out: expected a writeable, aligned C-contiguous array")
     for s in sources:
         if isinstance(s, np.ndarray) and _overlaps(o, s):
             raise ValueError("out: must not overlap input, target or the other arguments")

@@ -79,6 +79,7 @@ cdef extern from "lossk.h" nogil:
     int lossk_relu_backward_f64(lossk_relu_args *a)
 
 ALGOS = {"auto": LOSSK_CONV_AUTO, "direct": LOSSK_CONV_DIRECT, "winograd": LOSSK_CONV_WINOGRAD}
+_INT64_MAX = 2**63 - 1
 
 ctypedef int (*conv_kernel)(lossk_conv2d_args *) noexcept nogil
 ctypedef int (*linear_kernel)(lossk_linear_args *) noexcept nogil
@@ -96,24 +97,25 @@ cdef void *_scratch(int64_t size) except NULL:
 
 
 cdef object _arr(object a, str name, object dtype, tuple shape):
-    """a as a C-contiguous array of dtype and shape (None: any dtype, the first array's)."""
+    """a as a C-contiguous aligned array of dtype and shape: a itself, or a copy (_native_c)."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
     if a.dtype != dtype:
         raise TypeError(f"{name}: expected dtype {np.dtype(dtype)}, got {a.dtype}")
     if a.shape != shape:
         raise ValueError(f"{name}: expected shape {shape}, got {a.shape}")
-    return np.ascontiguousarray(a)
+    return _native_c(a)
 
 
 cdef object _out(object a, str name, object dtype, tuple shape, tuple inputs=()):
-    """An output buffer: a new array, or a checked writeable C-contiguous one that overlaps none
-    of the call's other arrays (the kernels read their inputs while other threads write)."""
+    """An output buffer: a new array, or a checked writeable one that needs no copy (C-contiguous,
+    aligned) and overlaps none of the call's other arrays (the kernels read their inputs while
+    other threads write)."""
     if a is None:
         return np.empty(shape, dtype)
     o = _arr(a, name, dtype, shape)
     if o is not a or not o.flags.writeable:
-        raise ValueError(f"{name}: expected a writeable C-contiguous array")
+        raise ValueError(f"{name}: expected a writeable, aligned C-contiguous array")
     for other in inputs:
         if isinstance(other, np.ndarray) and _overlaps(o, other):
             raise ValueError(f"{name}: must not overlap the call's other arrays")
@@ -121,8 +123,10 @@ cdef object _out(object a, str name, object dtype, tuple shape, tuple inputs=())
 
 
 cdef tuple _pair_arg(object value, str name):
-    """A pair of ints (stride, padding, kernel size)."""
-    if not isinstance(value, tuple) or len(value) != 2:
+    """A pair of ints (stride, padding, kernel size). Not floats: the kernel's struct would get them
+    truncated while sizes computed from them here would not be."""
+    if (not isinstance(value, tuple) or len(value) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
         raise ValueError(f"{name}: expected a pair of ints, got {value!r}")
     return value
 
@@ -135,6 +139,10 @@ cdef object _float_dtype(object x, str name):
     return x.dtype
 
 
+cdef _bad_indices(int64_t size, str plane):
+    raise ValueError(f"indices: expected argmax positions in the {plane}, in [0, {size})")
+
+
 cdef _check(int err):
     if err == LOSSK_ERR_NOMEM:
         raise MemoryError("lossk: out of memory")
@@ -143,8 +151,19 @@ cdef _check(int err):
 
 
 def conv2d_output_size(int64_t h, int64_t w, int64_t r, int64_t s, stride, padding):
+    """(P, Q) of an (h, w) input convolved with an (r, s) kernel; refuses a geometry the kernels
+    cannot run. In Python ints: a padded size past int64 is refused, not wrapped around."""
     (sh, sw), (ph, pw) = _pair_arg(stride, "stride"), _pair_arg(padding, "padding")
-    return (h + 2 * ph - r) // sh + 1, (w + 2 * pw - s) // sw + 1
+    if r < 1 or s < 1 or sh < 1 or sw < 1 or ph < 0 or pw < 0:
+        raise ValueError(f"kernel size and stride must be positive and padding non-negative, got ({r}, {s}), "
+                         f"{stride}, {padding}")
+    hp, wp = h + 2 * ph, w + 2 * pw
+    if hp > _INT64_MAX or wp > _INT64_MAX:
+        raise ValueError(f"padding: {padding} is too large (the padded input does not fit in 64 bits)")
+    if hp < r or wp < s:
+        raise ValueError(f"input of spatial size ({h}, {w}) padded by {padding} is smaller than the "
+                         f"kernel ({r}, {s})")
+    return (hp - r) // sh + 1, (wp - s) // sw + 1
 
 
 cdef int _conv_setup(lossk_conv2d_args *a, tuple xshape, tuple wshape, tuple stride, tuple padding,
@@ -154,17 +173,14 @@ cdef int _conv_setup(lossk_conv2d_args *a, tuple xshape, tuple wshape, tuple str
     if len(wshape) != 4 or 0 in wshape:
         raise ValueError(f"weight: expected a non-empty shape (K, C, R, S), got {wshape}")
     a.n, a.c, a.h, a.w = xshape
+    if a.n < 0 or a.h < 0 or a.w < 0:
+        raise ValueError(f"input: expected a shape of non-negative sizes, got {xshape}")
     a.k, a.r, a.s = wshape[0], wshape[2], wshape[3]
     if wshape[1] != a.c:
         raise ValueError(f"weight: expected {a.c} input channels, got shape {wshape}")
-    a.stride_h, a.stride_w = _pair_arg(stride, "stride")
-    a.pad_h, a.pad_w = _pair_arg(padding, "padding")
-    if a.stride_h < 1 or a.stride_w < 1 or a.pad_h < 0 or a.pad_w < 0:
-        raise ValueError(f"stride must be positive and padding non-negative, got {stride}, {padding}")
-    if a.h + 2 * a.pad_h < a.r or a.w + 2 * a.pad_w < a.s:
-        raise ValueError(f"input of spatial size ({a.h}, {a.w}) padded by {padding} is smaller than the "
-                         f"kernel ({a.r}, {a.s})")
     a.p, a.q = conv2d_output_size(a.h, a.w, a.r, a.s, stride, padding)
+    a.stride_h, a.stride_w = stride
+    a.pad_h, a.pad_w = padding
     if algo not in ALGOS:
         raise ValueError(f"algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
     a.algo = ALGOS[algo]
@@ -189,7 +205,7 @@ cdef _run_conv(lossk_conv2d_args *a, conv_kernel fn):
         with nogil:
             err = fn(a)
     if err == LOSSK_ERR_ARGUMENT and a.pool and a.output == NULL:
-        raise ValueError("indices: an index is outside the convolution's output plane")
+        _bad_indices(a.p * a.q, "convolution's output plane")
     _check(err)
 
 
@@ -200,7 +216,7 @@ def conv2d_forward(x, weight, bias, tuple stride, tuple padding, str algo="auto"
     w = _arr(weight, "weight", dt, getattr(weight, "shape", None))
     cdef lossk_conv2d_args a
     _conv_setup(&a, x.shape, w.shape, stride, padding, algo)
-    xa = np.ascontiguousarray(x)
+    xa = _native_c(x)
     b = None if bias is None else _arr(bias, "bias", dt, (a.k,))
     cdef bint f32 = dt == np.float32
     idx = None
@@ -261,7 +277,7 @@ def conv2d_backward_weight(x, grad_output, grad_weight, grad_bias, tuple stride,
         raise TypeError(f"grad_weight: expected a numpy.ndarray, got {type(grad_weight).__name__}")
     cdef lossk_conv2d_args a
     _conv_setup(&a, x.shape, grad_weight.shape, stride, padding, algo)
-    xa = np.ascontiguousarray(x)
+    xa = _native_c(x)
     keep = _conv_grad_output(&a, grad_output, dt, indices)
     dy = keep if indices is None else keep[0]
     dw = _out(grad_weight, "grad_weight", dt, grad_weight.shape, (x, grad_output, indices, grad_bias))
@@ -277,6 +293,8 @@ cdef _pool_setup(lossk_pool2d_args *a, tuple xshape, tuple kernel, tuple stride)
     if len(xshape) != 4:
         raise ValueError(f"input: expected shape (N, C, H, W), got {xshape}")
     a.n, a.c, a.h, a.w = xshape
+    if a.n < 0 or a.c < 0:
+        raise ValueError(f"input: expected a shape of non-negative sizes, got {xshape}")
     a.kh, a.kw = _pair_arg(kernel, "kernel_size")
     a.stride_h, a.stride_w = _pair_arg(stride, "stride")
     if a.kh < 1 or a.kw < 1 or a.stride_h < 1 or a.stride_w < 1:
@@ -293,11 +311,9 @@ def max_pool2d_forward(x, tuple kernel, tuple stride, indices=None):
     """(output, argmax indices) of a max pooling without padding; indices written into `indices`
     when given."""
     dt = _float_dtype(x, "input")
-    if x.ndim != 4:
-        raise ValueError("input must be 4-d")
     cdef lossk_pool2d_args a
     _pool_setup(&a, x.shape, kernel, stride)
-    xa = np.ascontiguousarray(x)
+    xa = _native_c(x)
     y = np.empty((a.n, a.c, a.p, a.q), dt)
     idx = _out(indices, "indices", np.int64, y.shape, (x,))
     a.input = _ptr(xa)
@@ -311,8 +327,12 @@ def max_pool2d_forward(x, tuple kernel, tuple stride, indices=None):
     return y, idx
 
 
-def max_pool2d_backward(grad_output, indices, tuple input_shape, tuple kernel, tuple stride):
-    dt = _float_dtype(grad_output, "grad_output")
+def max_pool2d_backward(grad_output, indices, tuple input_shape, tuple kernel, tuple stride, dtype):
+    """d(loss)/d(input) of max_pool2d_forward, shaped input_shape, of the forward input's dtype
+    (which grad_output must have), from the forward's argmax indices."""
+    dt = np.dtype(dtype)
+    if dt != np.float32 and dt != np.float64:
+        raise TypeError(f"dtype: expected float32 or float64, got {dt}")
     cdef lossk_pool2d_args a
     _pool_setup(&a, input_shape, kernel, stride)
     dy = _arr(grad_output, "grad_output", dt, (a.n, a.c, a.p, a.q))
@@ -326,7 +346,7 @@ def max_pool2d_backward(grad_output, indices, tuple input_shape, tuple kernel, t
     with nogil:
         err = lossk_max_pool2d_backward_f32(&a) if f32 else lossk_max_pool2d_backward_f64(&a)
     if err == LOSSK_ERR_ARGUMENT:
-        raise ValueError("indices: an index is outside the input plane")
+        _bad_indices(a.h * a.w, "input plane")
     _check(err)
     return dx
 
@@ -361,7 +381,7 @@ def linear_forward(x, weight, bias):
     w = _arr(weight, "weight", dt, getattr(weight, "shape", None))
     cdef lossk_linear_args a
     _linear_setup(&a, x.shape, w.shape)
-    xa = np.ascontiguousarray(x)
+    xa = _native_c(x)
     b = None if bias is None else _arr(bias, "bias", dt, (a.out,))
     y = np.empty((a.n, a.out), dt)
     a.input = _ptr(xa)
@@ -396,7 +416,7 @@ def linear_backward(grad_output, x, weight, grad_weight, grad_bias, bint need_in
 
 def relu_forward(x):
     dt = _float_dtype(x, "input")
-    xa = np.ascontiguousarray(x)
+    xa = _native_c(x)
     y = np.empty(x.shape, dt)
     cdef lossk_relu_args a
     a.n = xa.size
@@ -414,9 +434,9 @@ def relu_forward(x):
 def relu_backward(grad_output, output):
     """d(loss)/d(input) of relu from its output."""
     dt = _float_dtype(grad_output, "grad_output")
-    y = _arr(output, "output", dt, output.shape)
-    dy = _arr(grad_output, "grad_output", dt, output.shape)
-    dx = np.empty(output.shape, dt)
+    y = _arr(output, "output", dt, getattr(output, "shape", None))
+    dy = _arr(grad_output, "grad_output", dt, y.shape)
+    dx = np.empty(y.shape, dt)
     cdef lossk_relu_args a
     a.n = y.size
     a.input = NULL

@@ -40,7 +40,7 @@ def _companions(loss):
         else:
             head = (f"Gradient of :func:`{name}` with respect to ``input``, times ``grad_output`` (a scalar "
                     "for reduction 'mean'/'sum'; a scalar or an array shaped like the loss for 'none'). "
-                    "Shaped and typed like ``input``; written into ``out`` (C-contiguous, same shape and "
+                    "Shaped and typed like ``input``; written into ``out`` (C-contiguous, aligned, same shape and "
                     "dtype) when given.")
         fn.__doc__ = f"{head}\n\nSee {name}:\n\n{loss.__doc__}"
         return fn

@@ -199,11 +199,15 @@ class Module:
         if shape is None:
             raise RuntimeError(f"{self!r}.backward: no saved forward pass (the forward ran under no_grad, "
                                "or backward already consumed it)")
-        if not isinstance(grad_output, np.ndarray) or grad_output.shape != shape or grad_output.dtype != dtype:
-            got = (f"{grad_output.shape} {grad_output.dtype}" if isinstance(grad_output, np.ndarray)
-                   else type(grad_output).__name__)
-            raise ValueError(f"{self!r}.backward: expected grad_output of shape {shape} and dtype {dtype} "
-                             f"like the forward output, got {got}")
+        if not isinstance(grad_output, np.ndarray):
+            raise TypeError(f"{self!r}.backward: expected grad_output to be a numpy.ndarray, got "
+                            f"{type(grad_output).__name__}")
+        if grad_output.shape != shape:
+            raise ValueError(f"{self!r}.backward: expected grad_output of shape {shape} like the forward output, "
+                             f"got {grad_output.shape}")
+        if grad_output.dtype != dtype:
+            raise TypeError(f"{self!r}.backward: expected grad_output of dtype {dtype} like the forward output, "
+                            f"got {grad_output.dtype}")
 
 
 class Conv2d(Module):
@@ -279,7 +283,7 @@ class Conv2d(Module):
         y, indices = _core.conv2d_forward(x, self.weight.data, self._bias(), self.stride, self.padding,
                                             self.algo, True, indices)
         self._save(x, out_shape)
-        pool._save(out_shape, indices, y.shape)
+        pool._save(out_shape, indices, y.shape, self.dtype)
         return y
 
     def backward(self, grad_output, input_grad=True):
@@ -290,7 +294,7 @@ class Conv2d(Module):
         """backward of this convolution and the pool after it, in the same kernels."""
         pool._check_grad(grad_output, pool._out_shape, self.dtype)
         indices = pool._indices
-        pool._in_shape = pool._indices = pool._out_shape = None
+        pool._forget()
         return self._backward(grad_output, indices, input_grad, out)
 
     def _backward(self, grad_output, indices, input_grad, out=None):
@@ -316,16 +320,19 @@ class MaxPool2d(Module):
         self.stride = self.kernel_size if stride is None else _pair(stride, "stride")
         if min(self.kernel_size) < 1 or min(self.stride) < 1:
             raise ValueError("MaxPool2d: kernel_size and stride must be positive")
-        self._in_shape = self._indices = self._out_shape = None
+        self._forget()
 
     def __repr__(self):
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride})"
 
-    def _save(self, in_shape, indices, out_shape):
+    def _save(self, in_shape, indices, out_shape, dtype):
         if is_grad_enabled():
-            self._in_shape, self._indices, self._out_shape = in_shape, indices, out_shape
+            self._in_shape, self._indices, self._out_shape, self._dtype = in_shape, indices, out_shape, dtype
         else:
-            self._in_shape = self._indices = self._out_shape = None
+            self._forget()
+
+    def _forget(self):
+        self._in_shape = self._indices = self._out_shape = self._dtype = None
 
     def forward(self, x):
         kh, kw = self.kernel_size
@@ -335,13 +342,14 @@ class MaxPool2d(Module):
         (sh, sw), n, c, h, w = self.stride, *x.shape
         indices = self._buffer("_index_buf", (n, c, (h - kh) // sh + 1, (w - kw) // sw + 1), np.int64)
         y, indices = _core.max_pool2d_forward(x, self.kernel_size, self.stride, indices)
-        self._save(x.shape, indices, y.shape)
+        self._save(x.shape, indices, y.shape, x.dtype)
         return y
 
     def backward(self, grad_output, input_grad=True):
-        self._check_grad(grad_output, self._out_shape, grad_output.dtype if isinstance(grad_output, np.ndarray) else None)
-        dx = _core.max_pool2d_backward(grad_output, self._indices, self._in_shape, self.kernel_size, self.stride)
-        self._in_shape = self._indices = self._out_shape = None
+        self._check_grad(grad_output, self._out_shape, self._dtype)
+        dx = _core.max_pool2d_backward(grad_output, self._indices, self._in_shape, self.kernel_size, self.stride,
+                                       self._dtype)
+        self._forget()
         return dx
 
 
@@ -480,6 +488,7 @@ class Sequential(Module):
 
     def backward(self, grad_output, input_grad=True):
         i = len(self.layers) - 1
+        reused = []
         while i >= 0:
             layer = self.layers[i]
             prev = self.layers[i - 1] if i > 0 else None
@@ -489,11 +498,17 @@ class Sequential(Module):
                 # the pool's gradient goes straight into the convolution's kernels; the gradient
                 # between two layers is the Sequential's own, so its buffer is reused
                 out = self._buffer(f"_grad_buf{i - 1}", prev._x.shape, prev.dtype) if i > 1 else None
+                if out is not None:
+                    reused.append(out)
                 grad_output = prev._backward_pooled(grad_output, layer, input_grad or i > 1, out)
                 i -= 2
             else:
                 grad_output = layer.backward(grad_output, input_grad=input_grad or i > 0)
                 i -= 1
+        # a layer that hands back a view of its grad_output (Flatten) can pass one of those buffers
+        # through to the caller, whose array the next backward would then overwrite
+        if grad_output is not None and any(np.may_share_memory(grad_output, b) for b in reused):
+            grad_output = grad_output.copy()
         return grad_output
 
 

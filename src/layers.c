@@ -45,6 +45,11 @@ enum { OP_FORWARD, OP_BACKWARD_INPUT, OP_BACKWARD_WEIGHT };
 /* Scratch slices start on cache lines. */
 #define ALIGN_UP(x) (((x) + 63) & ~(int64_t)63)
 
+/* A value read exactly once, never re-read from memory by the compiler: for an index that is
+ * range-checked and then used while the caller's other threads may be changing the array (the
+ * Python bindings run kernels without the GIL), so that the value used is the value checked. */
+#define READ_ONCE(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
 #define T float
 #define TI int32_t /* an integer the size of T */
 #define SFX f32

@@ -614,6 +614,20 @@ int LOSSK_ISA_NAME(FN(lossk_max_pool2d_forward))(lossk_pool2d_args *a)
     return LOSSK_OK;
 }
 
+/* plane[idx[i]] += g[i] for i < n; 1 at the first idx[i] outside [0, size) (the rest not added),
+ * else 0. The check is the write's own read of the index: a separate pass first could not stop
+ * another thread from changing the index between the check and the write. */
+static int FN(scatter_add)(T *plane, int64_t size, const T *g, const int64_t *idx, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t at = READ_ONCE(idx[i]);
+        if ((uint64_t)at >= (uint64_t)size)
+            return 1;
+        plane[at] += g[i];
+    }
+    return 0;
+}
+
 int LOSSK_ISA_NAME(FN(lossk_max_pool2d_backward))(lossk_pool2d_args *a)
 {
     if (FN(pool_check)(a) != LOSSK_OK || !a->grad_output || !a->grad_input)
@@ -621,17 +635,14 @@ int LOSSK_ISA_NAME(FN(lossk_max_pool2d_backward))(lossk_pool2d_args *a)
     const T *dy = a->grad_output;
     T *dx = a->grad_input;
     const int64_t planes = a->n * a->c, HW = a->h * a->w, PQ = a->p * a->q;
-    for (int64_t i = 0; i < planes * PQ; i++)
-        if (a->indices[i] < 0 || a->indices[i] >= HW)
-            return LOSSK_ERR_ARGUMENT;
     const int nt = lossk_threads_for(planes * HW);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
     for (int64_t pl = 0; pl < planes; pl++) {
         memset(dx + pl * HW, 0, sizeof(T) * HW); /* a plane at a time: the scatter then hits cache */
-        for (int64_t i = 0; i < PQ; i++)
-            dx[pl * HW + a->indices[pl * PQ + i]] += dy[pl * PQ + i];
+        bad |= FN(scatter_add)(dx + pl * HW, HW, dy + pl * PQ, a->indices + pl * PQ, PQ);
     }
-    return LOSSK_OK;
+    return bad ? LOSSK_ERR_ARGUMENT : LOSSK_OK;
 }
 
 /* ---- conv2d kernels -------------------------------------------------------------------------- */
@@ -640,6 +651,7 @@ static int FN(conv_check)(const lossk_conv2d_args *a, int op)
 {
     if (a->n < 0 || a->c < 1 || a->h < 0 || a->w < 0 || a->k < 1 || a->r < 1 || a->s < 1
         || a->stride_h < 1 || a->stride_w < 1 || a->pad_h < 0 || a->pad_w < 0
+        || a->pad_h > (INT64_MAX - a->h) / 2 || a->pad_w > (INT64_MAX - a->w) / 2
         || a->h + 2 * a->pad_h < a->r || a->w + 2 * a->pad_w < a->s
         || a->p != (a->h + 2 * a->pad_h - a->r) / a->stride_h + 1
         || a->q != (a->w + 2 * a->pad_w - a->s) / a->stride_w + 1
@@ -659,6 +671,7 @@ static int FN(conv_check)(const lossk_conv2d_args *a, int op)
     if (op != OP_FORWARD && a->pool) {
         if (!a->indices || a->p % 2 || a->q % 2)
             return LOSSK_ERR_ARGUMENT;
+        /* before anything is written, so that bad indices leave the caller's buffers untouched */
         int bad = 0;
         const int64_t count = a->n * a->k * a->p * a->q / 4, PQ = a->p * a->q;
         const int nt = lossk_threads_for(count);
@@ -691,7 +704,8 @@ static FN(wgeom) FN(conv_wgeom)(const lossk_conv2d_args *a, int op)
 }
 
 /* grad_output of images [n, n + cnt): as given, or (pool) unpooled into buf: each pooled
- * gradient goes to its window's argmax, zeros elsewhere. */
+ * gradient goes to its window's argmax, zeros elsewhere. NULL if an index is outside its plane
+ * (conv_check found none, but the caller may have changed them since). */
 static const T *FN(grad_images)(const lossk_conv2d_args *a, int64_t n, int64_t cnt, T *buf)
 {
     const int64_t PQ = a->p * a->q;
@@ -701,8 +715,8 @@ static const T *FN(grad_images)(const lossk_conv2d_args *a, int64_t n, int64_t c
     const int64_t *idx = a->indices + n * a->k * PQ / 4;
     memset(buf, 0, sizeof(T) * cnt * a->k * PQ);
     for (int64_t plane = 0; plane < cnt * a->k; plane++)
-        for (int64_t i = 0; i < PQ / 4; i++)
-            buf[plane * PQ + idx[plane * PQ / 4 + i]] += g[plane * PQ / 4 + i];
+        if (FN(scatter_add)(buf + plane * PQ, PQ, g + plane * PQ / 4, idx + plane * PQ / 4, PQ / 4))
+            return NULL;
     return buf;
 }
 
@@ -729,6 +743,11 @@ static int FN(conv_begin)(lossk_conv2d_args *a, int op, int64_t work, int *err, 
     *err = FN(conv_check)(a, op);
     if (*err != LOSSK_OK)
         return 0;
+    if (a->n == 0) { /* nothing to compute, and a large padding's scratch might not even fit in memory */
+        if (!a->work)
+            a->work_size = 0;
+        return 0;
+    }
     int64_t sh, pt;
     FN(conv_scratch)(a, op, &sh, &pt);
     const int max_nt = lossk_get_num_threads();
@@ -802,25 +821,32 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_input))(lossk_conv2d_args *a)
     const T *w = a->weight;
     T *dx = a->grad_input;
     const int64_t unpool = a->pool ? ALIGN_UP(FN(conv_wgeom)(a, OP_BACKWARD_INPUT).group * a->k * PQ) : 0;
+    int bad = 0;
     if (FN(conv_wino)(a)) {
         const FN(wgeom) g = FN(conv_wgeom)(a, OP_BACKWARD_INPUT);
         FN(wino_weights)(&g, w, 25, a->c * 25, 1, NULL, shared, nt);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
         for (int64_t n = 0; n < a->n; n += g.group) {
             T *tw = scratch + THREAD_ID() * pt;
             const int64_t cnt = lossk_min64(g.group, a->n - n);
-            FN(wino_group)(&g, cnt, FN(grad_images)(a, n, cnt, tw), shared, 0, dx + n * a->c * HW, a->c * HW, NULL,
-                           tw + unpool);
+            const T *dy = FN(grad_images)(a, n, cnt, tw);
+            if (dy)
+                FN(wino_group)(&g, cnt, dy, shared, 0, dx + n * a->c * HW, a->c * HW, NULL, tw + unpool);
+            bad |= !dy;
         }
-        return LOSSK_OK;
+        return bad ? LOSSK_ERR_ARGUMENT : LOSSK_OK;
     }
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
     for (int64_t n = 0; n < a->n; n++) {
         T *tw = scratch + THREAD_ID() * pt, *dcol = tw + unpool;
-        FN(gemm)(L, PQ, a->k, w, 1, L, FN(grad_images)(a, n, 1, tw), PQ, dcol, FN(col_ld)(a), 0);
-        FN(col2im)(a, dcol, dx + n * a->c * HW);
+        const T *dy = FN(grad_images)(a, n, 1, tw);
+        if (dy) {
+            FN(gemm)(L, PQ, a->k, w, 1, L, dy, PQ, dcol, FN(col_ld)(a), 0);
+            FN(col2im)(a, dcol, dx + n * a->c * HW);
+        }
+        bad |= !dy;
     }
-    return LOSSK_OK;
+    return bad ? LOSSK_ERR_ARGUMENT : LOSSK_OK;
 }
 
 int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
@@ -840,10 +866,11 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
     const int64_t nb = lossk_min64(a->n, WGRAD_BLOCKS), part_n = ALIGN_UP((wino ? WF * g.cp * g.kp : L * K) + K);
     int64_t xp_n, v_n, m_n;
     FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
+    int bad = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         T *dybuf = scratch + THREAD_ID() * pt, *tw = dybuf + unpool;
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) reduction(| : bad)
         for (int64_t b = 0; b < nb; b++) {
             T *part = shared + b * part_n, *dbias = part + part_n - K;
             const int64_t n0 = a->n * b / nb, n1 = a->n * (b + 1) / nb;
@@ -851,6 +878,10 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                 dbias[k] = 0;
             for (int64_t n = n0; n < n1; n++) {
                 const T *xn = x + n * C * a->h * a->w, *dyn = FN(grad_images)(a, n, 1, dybuf);
+                if (!dyn) {
+                    bad = 1;
+                    break;
+                }
                 if (wino) {
                     /* a group of images at a time: GEMMs with group * nt rows of tiles */
                     T *V = tw + xp_n, *dM = V + v_n;
@@ -869,9 +900,10 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                     dbias[k] += FN(sum)(dyn + k * PQ, PQ);
             }
         }
-        /* partials added in block order; Winograd's are in the transformed domain */
+        /* partials added in block order; Winograd's are in the transformed domain. After a bad
+         * index they are incomplete: grad_weight and grad_bias stay as they were. */
 #pragma omp for schedule(static)
-        for (int64_t kc = 0; kc < K * C; kc++) {
+        for (int64_t kc = 0; kc < (bad ? 0 : K * C); kc++) {
             const int64_t k = kc / C, c = kc % C;
             if (wino) {
                 if (k % VL)
@@ -896,7 +928,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
             }
         }
 #pragma omp single
-        if (db)
+        if (db && !bad)
             for (int64_t k = 0; k < K; k++) {
                 T sum = 0;
                 for (int64_t b = 0; b < nb; b++)
@@ -904,7 +936,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                 db[k] += sum;
             }
     }
-    return LOSSK_OK;
+    return bad ? LOSSK_ERR_ARGUMENT : LOSSK_OK;
 }
 
 /* ---- linear ---------------------------------------------------------------------------------- */

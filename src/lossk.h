@@ -1,10 +1,12 @@
 /* lossk: loss functions and their gradients, computed by OpenMP-parallel C kernels.
  *
  * Conventions shared by every kernel:
- *  - buffers are C-contiguous and of the dtype the function name says (_f32: float, _f64: double);
+ *  - buffers are C-contiguous, aligned to their element size and of the dtype the function name
+ *    says (_f32: float, _f64: double);
  *  - sizes and indices are int64_t;
  *  - a kernel never aborts, prints or allocates more than a few small scratch blocks;
- *    it returns LOSSK_OK or an error code, and on error leaves every output untouched;
+ *    it returns LOSSK_OK or an error code, and on error leaves every output untouched (the
+ *    exceptions are said where they apply);
  *  - reductions use a fixed partition of the work that does not depend on the thread count,
  *    so results are bit-identical for any number of threads.
  */
@@ -92,6 +94,7 @@ typedef struct lossk_class_args {
  *
  * Scratch: kernels that take `work` need work_size bytes of it. Called with work == NULL they only
  * store the size they need in work_size (for the current thread count) and return LOSSK_OK.
+ * An empty batch (N = 0) needs none and computes nothing.
  */
 enum lossk_conv_algo {
     LOSSK_CONV_AUTO = 0,            /* Winograd where it applies and pays, else direct */
@@ -100,14 +103,17 @@ enum lossk_conv_algo {
 };
 
 /* conv2d: input (N, C, H, W), weight (K, C, R, S), bias (K), output (N, K, P, Q) with
- * P = (H + 2 pad_h - R) / stride_h + 1, Q likewise.
+ * P = (H + 2 pad_h - R) / stride_h + 1, Q likewise (H + 2 pad_h must fit in int64_t).
  * forward: input, weight, bias (may be NULL) -> output; with pool set (P and Q even) the output
  * is max-pooled 2x2 on the fly: output (N, K, P/2, Q/2) and indices (argmax in the P x Q plane,
  * as max_pool2d's) replace the P x Q output.
  * backward_input: grad_output, weight -> grad_input.
  * backward_weight: input, grad_output -> grad_weight +=, grad_bias += (may be NULL).
  * Backward with pool set: grad_output is the gradient of the pooled output (N, K, P/2, Q/2),
- * routed through `indices` (each in [0, P Q), else LOSSK_ERR_ARGUMENT) as max_pool2d_backward's. */
+ * routed through `indices` (each in [0, P Q), else LOSSK_ERR_ARGUMENT) as max_pool2d_backward's.
+ * The indices are checked before anything is written and again as each is used, so that a caller
+ * changing them during the call cannot make the kernel write out of bounds: it then returns
+ * LOSSK_ERR_ARGUMENT with grad_input partly written (grad_weight and grad_bias untouched). */
 typedef struct lossk_conv2d_args {
     int64_t n, c, h, w;
     int64_t k, r, s;
@@ -126,7 +132,8 @@ typedef struct lossk_conv2d_args {
 
 /* max_pool2d without padding: input (N, C, H, W) -> output (N, C, P, Q), indices (argmax h * W + w
  * in each input plane, the first maximum; nan counts as the maximum, as in PyTorch).
- * backward: grad_output, indices -> grad_input (overwritten). */
+ * backward: grad_output, indices -> grad_input (overwritten). Each index is checked as it is
+ * used: one outside [0, H W) gives LOSSK_ERR_ARGUMENT with grad_input partly written. */
 typedef struct lossk_pool2d_args {
     int64_t n, c, h, w;
     int64_t kh, kw, stride_h, stride_w;
