@@ -125,8 +125,9 @@ def header_section(args, bandwidths, loads, settings):
         f"- **Floor**: the bytes a call must move at the least, divided by the higher two-thread copy bandwidth "
         f"({max(start2, end2) / 1e9:.1f} GB/s). Fused and grad-only calls: elementwise losses read input and "
         "target and write the gradient (3 arrays); cross_entropy reads the logits and int64 targets and writes "
-        "the gradient; nll_loss reads the targets and the input value each picks and writes the gradient "
-        "(grad-only: no input reads). Loss-only calls: the reads alone.",
+        "the gradient; nll_loss reads the targets and the 64-byte lines holding the input values they pick "
+        "(memory moves whole lines) and writes the gradient (grad-only: no input reads). Loss-only calls: the "
+        "reads alone.",
         "- **Inputs** (bench/cases.py): reduction \"mean\" (kl_div: \"batchmean\"), default options, float "
         "targets shaped like the input, int64 class indices for cross_entropy and nll_loss; NumPy is a "
         "straightforward vectorised forward + gradient, as a user would write it.",

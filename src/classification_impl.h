@@ -41,7 +41,7 @@ typedef struct {
     int64_t *first_bad;
 } FN(targets_job);
 
-LOSSK_INLINE void FN(check_targets_block)(const FN(targets_job) *job, int b)
+LOSSK_BLOCK_FN void FN(check_targets_block)(const FN(targets_job) *job, int b)
 {
     const lossk_class_args *a = job->a;
     const int64_t np = a->n * a->s, C = a->c, ignore = a->ignore_index;
@@ -322,7 +322,7 @@ typedef struct {
     double *partial; /* per-block loss sums */
 } FN(ce_job);
 
-LOSSK_INLINE void FN(ce_block)(const FN(ce_job) *job, int b)
+LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
 {
     const lossk_class_args *a = job->a;
     const FN(ce_ctx) *k = job->k;
@@ -456,56 +456,42 @@ typedef struct {
     double *partial;
 } FN(nll_job);
 
-/* Positions go by tiles of L: L rows (S == 1), or L positions of one sample. Position j of a
- * tile, class c, is at [c * S + j * ps] from the tile's first element. Unless C is larger than
- * LOSSK_SCRATCH, the tile's gradient is staged in scratch, as [L][C] or [C][L], and copied out
- * (streamed when large), so every line of it is written once. */
-LOSSK_INLINE void FN(nll_block)(const FN(nll_job) *job, int b)
+/* A block's gradient, then its loss: streaming the gradient out and gathering the input values the
+ * targets pick each run faster on their own than interleaved. Positions go by runs of L: L rows
+ * (S == 1), or L positions of one sample; position j of a run, class c, is at [c * S + j * ps]
+ * from the run's first element. Unless C is larger than LOSSK_SCRATCH, a run's gradient is staged
+ * in scratch, as [L][C] or [C][L], and copied out (streamed when large), so every line of it is
+ * written once. */
+LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
 {
     const lossk_class_args *a = job->a;
     const int64_t C = a->c, S = a->s, np = a->n * S, ps = S == 1 ? C : 1, ignore = a->ignore_index;
     const T *x = a->input, *w = a->weight;
     const int64_t *t = a->target;
     T *loss = a->loss, *grad = a->grad;
-    const int tiled = grad && C <= LOSSK_SCRATCH, reduce = job->reduce;
+    const int tiled = grad && C <= LOSSK_SCRATCH;
     const int64_t cap = C <= LOSSK_SCRATCH ? LOSSK_SCRATCH / C : 1;
+    const int64_t start = lossk_block_start(np, job->nb, b), end = lossk_block_start(np, job->nb, b + 1);
     _Alignas(64) T scratch[tiled ? LOSSK_SCRATCH : 1];
-    double acc = 0;
-    const int64_t end = lossk_block_start(np, job->nb, b + 1);
-    for (int64_t i = lossk_block_start(np, job->nb, b); i < end;) {
+    for (int64_t i = start; grad && i < end;) {
         const int64_t n = S == 1 ? i : i / S, s = i - n * S;
         const int64_t L = lossk_min64(lossk_min64(end - i, S == 1 ? cap : S - s), cap);
-        const int64_t offset = n * C * S + s;
-        const T *xt = x + offset;
-        T *gt = grad ? grad + offset : NULL;
+        T *gt = grad + n * C * S + s;
         if (tiled)
             memset(scratch, 0, (size_t)(L * C) * sizeof(T));
-        else if (grad)
+        else
             for (int64_t j = 0; j < L; j++)
                 for (int64_t c = 0; c < C; c++)
                     gt[c * S + j * ps] = 0;
         for (int64_t j = 0; j < L; j++) {
             const int64_t tj = t[i + j];
-            /* the input values picked are scattered over C planes: fetch ahead of need, as the
-             * hardware prefetcher does not follow such a pattern */
-            if (j + NLL_AHEAD < L && t[i + j + NLL_AHEAD] >= 0 && t[i + j + NLL_AHEAD] < C)
-                __builtin_prefetch(xt + t[i + j + NLL_AHEAD] * S + (j + NLL_AHEAD) * ps);
-            T l = 0;
-            if (tj != ignore) {
-                const T wt = FN(class_weight)(w, tj);
-                l = -wt * xt[tj * S + j * ps];
-                if (grad) {
-                    const T d = -wt * FN(gfactor)(a, i + j, 0, job->scale);
-                    if (tiled)
-                        scratch[S == 1 ? j * C + tj : tj * L + j] = d;
-                    else
-                        gt[tj * S + j * ps] = d;
-                }
-            }
-            if (reduce)
-                acc += (double)l;
-            else if (loss)
-                loss[i + j] = l;
+            if (tj == ignore)
+                continue;
+            const T d = -FN(class_weight)(w, tj) * FN(gfactor)(a, i + j, 0, job->scale);
+            if (tiled)
+                scratch[S == 1 ? j * C + tj : tj * L + j] = d;
+            else
+                gt[tj * S + j * ps] = d;
         }
         for (int64_t c = 0; tiled && c < (S == 1 ? 1 : C); c++) {
             const int64_t len = S == 1 ? L * C : L;
@@ -516,9 +502,29 @@ LOSSK_INLINE void FN(nll_block)(const FN(nll_job) *job, int b)
         }
         i += L;
     }
-    job->partial[b] = acc;
     if (job->stream)
         lossk_stream_fence();
+    double acc = 0;
+    for (int64_t i = start; loss && i < end;) {
+        const int64_t n = S == 1 ? i : i / S, s = i - n * S;
+        const int64_t L = S == 1 ? end - i : lossk_min64(end - i, S - s);
+        const T *xt = x + n * C * S + s;
+        for (int64_t j = 0; j < L; j++) {
+            /* the values picked lie scattered over C planes: fetch ahead of need, as the hardware
+             * prefetcher does not follow such a pattern */
+            const int64_t ta = j + NLL_AHEAD < L ? t[i + j + NLL_AHEAD] : -1;
+            if (ta >= 0 && ta < C)
+                __builtin_prefetch(xt + ta * S + (j + NLL_AHEAD) * ps);
+            const int64_t tj = t[i + j];
+            const T l = tj == ignore ? (T)0 : -FN(class_weight)(w, tj) * xt[tj * S + j * ps];
+            if (job->reduce)
+                acc += (double)l;
+            else
+                loss[i + j] = l;
+        }
+        i += L;
+    }
+    job->partial[b] = acc;
 }
 
 int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)

@@ -206,8 +206,8 @@ typedef struct {
     int64_t *first_bad; /* per block: where a domain check failed, or -1 */
 } FN(ew_job);
 
-/* One block. Not inlined: its every (kind, flags) loop is compiled once, not once per caller. */
-static __attribute__((noinline)) void FN(elementwise_block)(const FN(ew_job) *job, int b)
+/* One block: every (kind, flags) combination of the loop. */
+LOSSK_BLOCK_FN void FN(elementwise_block)(const FN(ew_job) *job, int b)
 {
     const lossk_elementwise_args *a = job->a;
     const int kind = job->kind, reduce = job->reduce, stream = job->stream;
@@ -326,7 +326,7 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_kl_div, SFX))(lossk_elementwise_args *a)
     return FN(elementwise)(a->param != 0 ? FN(KL_DIV_LOG_TARGET) : FN(KL_DIV), a);
 }
 
-static void FN(check_unit_block)(const FN(ew_job) *job, int b)
+LOSSK_BLOCK_FN void FN(check_unit_block)(const FN(ew_job) *job, int b)
 {
     const lossk_elementwise_args *a = job->a;
     const T *x = a->input, *y = a->target;

@@ -43,7 +43,10 @@ static inline int64_t lossk_block_start(int64_t n, int nb, int64_t b)
 
 /* body(job, b) for every block b < nb, on nt threads; a plain loop when nt is 1, because even a
  * region that starts no thread costs a team set-up (about 0.35 us in libgomp), which small calls
- * notice. */
+ * notice. Bodies are declared LOSSK_BLOCK_FN: never inlined, so that both paths run the very same
+ * machine code (two inlined copies may be vectorised or contracted differently, and the results
+ * would then depend on the thread count). */
+#define LOSSK_BLOCK_FN static __attribute__((noinline))
 #define LOSSK_FOR_BLOCKS(nt, nb, body, job) \
     do { \
         const int lossk_nt = (nt), lossk_nb = (nb); \

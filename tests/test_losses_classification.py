@@ -236,7 +236,7 @@ def test_zero_size(case, reduction, shape, dtype, rng):
 
 # --- thread-count invariance -----------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(4096, 100), (8, 21, 64, 64)], ids=shape_id)
+@pytest.mark.parametrize("shape", [(4096, 100), (30001, 10), (8, 21, 64, 64)], ids=shape_id)
 @pytest.mark.parametrize("case", [CASES["ce"], CASES["ce-w-ign_neg-ls0.1"], CASES["ce_prob-w-ls0.25"],
                                   CASES["nll-w-ign_neg"]], ids=repr)
 @pytest.mark.parametrize("reduction", ["none", "mean"])
