@@ -9,7 +9,7 @@
  * and a class masked with -inf contributes exactly 0 where PyTorch's does.
  */
 #define FN(name) LOSSK_CAT(name, SFX)
-#define EXP LOSSK_CAT(lossk_exp, SFX)
+#define EXP LOSSK_CAT(lossk_exp_nonpos, SFX) /* every argument is x - max: <= 0, or nan */
 #define LOG LOSSK_CAT(lossk_log, SFX)
 #define STREAM LOSSK_CAT(lossk_stream, SFX)
 
