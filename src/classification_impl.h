@@ -359,6 +359,11 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
             continue;
         }
         if (S == 1) {
+            /* the row after next into cache: the hardware prefetcher stops at 4 KiB page
+             * boundaries, which long rows cross all the time (on (8192, 1000) logits in fresh
+             * arrays, the median call went from 4.4 to 3.2 ms) */
+            for (int64_t c = 0; i + 2 < end && c < C; c += 64 / (int64_t)sizeof(T))
+                __builtin_prefetch(x + (i + 2) * C + c);
             const int ignored = !soft && t[i] == a->ignore_index;
             const T g = FN(gfactor)(a, i, ignored, job->scale);
             double l = FN(ce_row)(k, C, x + i * C, soft || ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
