@@ -115,6 +115,7 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
     for (int l = 0; l < LANES; l++)
         mv[l] = tail[l];
     for (int64_t c = 0; c < cf; c += LANES)
+#pragma omp simd /* else GCC may run the lanes as scalars */
         for (int l = 0; l < LANES; l++)
             mv[l] = x[c + l] > mv[l] ? x[c + l] : mv[l];
     const T m = FN(lanes_max)(mv);
