@@ -184,6 +184,10 @@ cdef bint _overlaps(cnp.ndarray a, cnp.ndarray b):
     return lo[0] < hi[1] and lo[1] < hi[0]
 
 
+cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b):
+    return a.ndim == b.ndim and cnp.PyArray_CompareLists(cnp.PyArray_DIMS(a), cnp.PyArray_DIMS(b), a.ndim)
+
+
 cdef object _grad_buffer(object out, object input, list sources):
     """The array the gradient goes into: out (checked) or a new one shaped like input."""
     cdef cnp.ndarray x = <cnp.ndarray>input
@@ -194,7 +198,7 @@ cdef object _grad_buffer(object out, object input, list sources):
     cdef cnp.ndarray o = <cnp.ndarray>out
     if cnp.PyArray_TYPE(o) != cnp.PyArray_TYPE(x) or not cnp.PyArray_ISNOTSWAPPED(o):
         raise TypeError(f"out: expected dtype {input.dtype} like input (native byte order), got {out.dtype}")
-    if o.ndim != x.ndim or not cnp.PyArray_CompareLists(cnp.PyArray_DIMS(o), cnp.PyArray_DIMS(x), x.ndim):
+    if not _same_shape(o, x):
         raise ValueError(f"out: expected shape {input.shape} like input, got {out.shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(o) or not cnp.PyArray_ISWRITEABLE(o) or not cnp.PyArray_ISALIGNED(o):
         raise ValueError("out: expected a writeable, aligned C-contiguous array")
@@ -257,7 +261,7 @@ def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, 
     """Loss and/or gradient of an elementwise loss; checks every argument first."""
     x = _native_c(_float_input(input))
     y = _same_dtype(target, x, "target")
-    if y.shape != x.shape:
+    if not _same_shape(<cnp.ndarray>y, <cnp.ndarray>x):
         raise ValueError(f"target: expected shape {x.shape} like input, got {y.shape}")
     cdef int red = _reduction(reduction, KL_REDUCTIONS if kind == KL_DIV else REDUCTIONS)
     cdef int64_t wp = 0, pwp = 0
@@ -265,7 +269,7 @@ def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, 
     pw = None
     if pos_weight is not None:
         pw = _periodic(pos_weight, x, "pos_weight", &pwp)
-    cdef int64_t n = x.size
+    cdef int64_t n = cnp.PyArray_SIZE(<cnp.ndarray>x)
     cdef lossk_elementwise_args a
     a.n = n
     a.input = cnp.PyArray_DATA(<cnp.ndarray>x)
