@@ -83,7 +83,8 @@ static int FN(check_targets)(lossk_class_args *a, double *total_weight)
 }
 
 /* Lane reductions as trees, in a fixed order: a short row's latency is mostly these chains. Both
- * overwrite v. The max ignores nan lanes; exp then makes the row nan, as PyTorch's is. */
+ * overwrite v. A nan may or may not win the max; either way exp then makes the row nan, as
+ * PyTorch's is. */
 LOSSK_INLINE T FN(lanes_max)(T *v)
 {
 #pragma GCC unroll 8
