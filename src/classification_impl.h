@@ -103,6 +103,61 @@ LOSSK_INLINE T FN(lanes_sum)(T *v)
     return v[0];
 }
 
+/* The parts of a row that only label smoothing and probability targets need, generated for each
+ * combination of the flags soft and weighted, so that no test on them is left in the loops (GCC
+ * does not take such tests out of these loops itself, and then keeps the lanes in memory):
+ *   lin = sum_c q_c (x_c - m), Q = sum_c q_c            (ce_lin)
+ *   gr_c = a gr_c - g q_c                                (ce_lin_grad) */
+LOSSK_INLINE T FN(q_at)(const FN(ce_ctx) *k, const int soft, const int weighted, int64_t c, const T *tp)
+{
+    const T wc = weighted ? k->w[c] : (T)1;
+    return soft ? wc * ((1 - k->eps) * tp[c] + k->eps_c) : k->eps_c * wc;
+}
+
+LOSSK_INLINE void FN(ce_lin_flags)(const FN(ce_ctx) *k, const int soft, const int weighted, int64_t C,
+                                   const T *restrict x, const T *restrict tp, T m, T *lin, T *Q)
+{
+    const int64_t cf = C - C % LANES;
+    T ll[LANES] = {0}, ql[LANES] = {0}, lt = 0, qt = 0;
+    for (int64_t c = 0; c < cf; c += LANES)
+#pragma omp simd
+        for (int l = 0; l < LANES; l++) {
+            T q = FN(q_at)(k, soft, weighted, c + l, tp);
+            ll[l] += q * (x[c + l] - m);
+            ql[l] += q;
+        }
+    for (int64_t j = cf; j < C; j++) { /* (not into the lanes, which would then leave registers) */
+        T q = FN(q_at)(k, soft, weighted, j, tp);
+        lt += q * (x[j] - m);
+        qt += q;
+    }
+    *lin = FN(lanes_sum)(ll) + lt;
+    *Q = FN(lanes_sum)(ql) + qt;
+}
+
+LOSSK_INLINE void FN(ce_lin_grad_flags)(const FN(ce_ctx) *k, const int soft, const int weighted, int64_t C,
+                                        const T *restrict tp, T a, T g, T *restrict gr)
+{
+#pragma omp simd
+    for (int64_t j = 0; j < C; j++)
+        gr[j] = a * gr[j] - g * FN(q_at)(k, soft, weighted, j, tp);
+}
+
+#define CE_BY_FLAGS(call, ...) \
+    (k->soft ? (k->w ? call(k, 1, 1, __VA_ARGS__) : call(k, 1, 0, __VA_ARGS__)) \
+             : (k->w ? call(k, 0, 1, __VA_ARGS__) : call(k, 0, 0, __VA_ARGS__)))
+
+LOSSK_INLINE void FN(ce_lin)(const FN(ce_ctx) *k, int64_t C, const T *x, const T *tp, T m, T *lin, T *Q)
+{
+    CE_BY_FLAGS(FN(ce_lin_flags), C, x, tp, m, lin, Q);
+}
+
+LOSSK_INLINE void FN(ce_lin_grad)(const FN(ce_ctx) *k, int64_t C, const T *tp, T a, T g, T *gr)
+{
+    CE_BY_FLAGS(FN(ce_lin_grad_flags), C, tp, a, g, gr);
+}
+#undef CE_BY_FLAGS
+
 /* One position of an (N, C) input: the row x[0..C). Returns its loss; writes its gradient,
  * scaled by g, into gr when gr is not NULL. t is the class index (index targets), tp the
  * target row (probability targets). The row goes by whole chunks of LANES, the last one padded
@@ -138,14 +193,8 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
     /* The target's linear term, only when the target is not one-hot. */
     const int need_lin = k->soft || k->eps != 0;
     T lin = 0, Q = 0;
-    if (need_lin) {
-#pragma omp simd reduction(+ : lin, Q)
-        for (int64_t j = 0; j < C; j++) {
-            T q = FN(q_spread)(k, j, k->soft ? tp[j] : (T)0);
-            lin += q * (x[j] - m);
-            Q += q;
-        }
-    }
+    if (need_lin)
+        FN(ce_lin)(k, C, x, tp, m, &lin, &Q);
     T log_z = LOG(z);
     double loss;
     T wt = 0;
@@ -163,8 +212,7 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
     const T a = g * Q / z;
     if (need_lin) {
         LOSSK_CAT(lossk_store_tail, SFX)(gr + cf, tail, C - cf);
-        for (int64_t j = 0; j < C; j++)
-            gr[j] = a * gr[j] - g * FN(q_spread)(k, j, k->soft ? tp[j] : (T)0);
+        FN(ce_lin_grad)(k, C, tp, a, g, gr);
         if (!k->soft)
             gr[t] -= g * wt;
         return loss;
