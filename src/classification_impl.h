@@ -14,7 +14,7 @@
 #define STREAM LOSSK_CAT(lossk_stream, SFX)
 
 #define LANES LOSSK_LANES
-#define TS 64 /* positions per tile of the spatial (S > 1) loops */
+#define TS 256 /* positions per tile of the spatial (S > 1) loops, at most */
 
 /* Shared by a whole call. */
 typedef struct {
@@ -429,7 +429,9 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
             continue;
         }
         const int64_t n = i / S, s = i - n * S;
-        const int64_t L = lossk_min64(lossk_min64(TS, S - s), end - i);
+        /* long tiles: each becomes C runs of L streamed values, whose partial first and last
+         * cache lines cost as much as a whole one */
+        const int64_t L = lossk_min64(lossk_min64(stream ? lossk_min64(TS, LOSSK_SCRATCH / C) : TS, S - s), end - i);
         const int64_t base = n * C * S + s;
         T g[TS];
         double l[TS];
@@ -481,7 +483,7 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
     double partial[LOSSK_BLOCKS];
     /* A large gradient is built in a scratch tile (a row, or C rows of a spatial tile) and streamed out. */
     const int stream = a->grad && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES
-        && C * (S == 1 ? 1 : TS) <= LOSSK_SCRATCH;
+        && C * (S == 1 ? 1 : LANES) <= LOSSK_SCRATCH;
     const FN(ce_job) job = {a, &k, a->mean_by_weight ? (T)(1.0 / divisor) : (T)1, reduce, stream,
                             lossk_blocks(np, np * C * 2), partial};
     LOSSK_FOR_BLOCKS(lossk_threads_for(np * C * 2), job.nb, FN(ce_block), &job);
