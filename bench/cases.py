@@ -113,15 +113,15 @@ def np_kl_div(x, t):
 
 
 def np_cross_entropy(x, t):
-    n = x.shape[0]
-    rows = np.arange(n)
+    """(N, C, d1, ...) logits, mean over the N d1 ... positions."""
     m = x.max(axis=1, keepdims=True)
     e = np.exp(x - m)
     s = e.sum(axis=1, keepdims=True)
-    loss = np.mean(np.log(s[:, 0]) + m[:, 0] - x[rows, t])
+    picked = np.take_along_axis(x, t[:, None], axis=1)[:, 0]
+    loss = np.sum(np.log(s[:, 0]) + m[:, 0] - picked) / t.size
     grad = e / s
-    grad[rows, t] -= 1
-    grad /= n
+    np.put_along_axis(grad, t[:, None], np.take_along_axis(grad, t[:, None], axis=1) - 1, axis=1)
+    grad /= t.size
     return loss, grad
 
 
@@ -173,7 +173,8 @@ class Loss:
 
 
 ELEMENTWISE_SHAPES = {"large": ((2 ** 14, 2 ** 10), (64, 64)), "medium": ((2 ** 8, 2 ** 8), (16, 16))}
-CROSS_ENTROPY_SHAPES = {"large": ((8192, 1000), (64, 100)), "small": ((64, 10), (64, 10))}
+CROSS_ENTROPY_SHAPES = {"large": ((8192, 1000), (64, 100)), "spatial": ((16, 21, 128, 128), (2, 21, 8, 8)),
+                        "small": ((64, 10), (64, 10))}
 NLL_SHAPES = {"large": ((8, 21, 256, 256), (2, 21, 8, 8)), "large 2d": ((8192, 1000), (64, 100))}
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import cases
 import measure
 
-MAIN_SIZES = {"full": ("large", "large 2d", "medium"), "quick": ("large", "large 2d")}
+MAIN_SIZES = {"full": ("large", "large 2d", "spatial", "medium"), "quick": ("large", "large 2d", "spatial")}
 SMALL_CASE = ("cross_entropy", (64, 10))
 SCALING_LOSSES = {"mse_loss": lambda n: (n,), "cross_entropy": lambda n: (n // 1000, 1000)}
 SCALING_SIZES = (10 ** 4, 10 ** 5, 10 ** 6, 10 ** 7, 10 ** 8)
