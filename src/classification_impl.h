@@ -306,9 +306,11 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
             }
         }
     }
-    T a[TS], wt[TS];
+    T a[TS], wt[TS], log_zs[TS];
+    for (int64_t j = 0; j < L; j++) /* apart from the branches below, so that it vectorises */
+        log_zs[j] = LOG(z[j]);
     for (int64_t j = 0; j < L; j++) {
-        T log_z = LOG(z[j]);
+        const T log_z = log_zs[j];
         if (k->soft) {
             loss[j] = (double)(Q[j] * log_z - lin[j]);
             wt[j] = 0;
@@ -433,6 +435,11 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
          * cache lines cost as much as a whole one */
         const int64_t L = lossk_min64(lossk_min64(stream ? lossk_min64(TS, LOSSK_SCRATCH / C) : TS, S - s), end - i);
         const int64_t base = n * C * S + s;
+        /* the next tile of this sample into cache: C interleaved streams are more than the
+         * hardware prefetcher follows */
+        for (int64_t c = 0; s + 2 * L <= S && c < C; c++)
+            for (int64_t j = 0; j < L; j += 64 / (int64_t)sizeof(T))
+                __builtin_prefetch(x + base + c * S + L + j);
         T g[TS];
         double l[TS];
         for (int64_t j = 0; j < L; j++)
