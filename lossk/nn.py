@@ -98,7 +98,12 @@ class Parameter:
     __slots__ = ("data", "grad")
 
     def __init__(self, data):
-        self.data = np.ascontiguousarray(data)
+        # the kernels take C-contiguous, aligned, native-order arrays, and the optimiser writes in
+        # place: a copy now if need be, rather than one at every call
+        data = np.asarray(data)
+        if not data.dtype.isnative:
+            data = data.astype(data.dtype.newbyteorder("="))
+        self.data = np.require(data, requirements=("C", "A", "W"))
         self.grad = np.zeros_like(self.data)
 
     def __repr__(self):

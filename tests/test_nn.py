@@ -604,6 +604,27 @@ def _unaligned(a):
     return u
 
 
+@pytest.mark.parametrize("kind", ["misaligned", "byteswapped", "readonly", "transposed"])
+def test_parameter_holds_an_array_the_kernels_and_optimiser_take_as_is(kind):
+    """Parameter data is stored C-contiguous, aligned, native-order and writeable (copied once if
+    need be), with the values it was given; an array that already is so is kept, not copied."""
+    values = np.arange(12, dtype=np.float32).reshape(3, 4)
+    if kind == "readonly":
+        given = values.copy()
+        given.flags.writeable = False
+    elif kind == "transposed":
+        given = values.T.copy().T
+    else:
+        given = unusual(values, kind)
+    p = nn.Parameter(given)
+    flags = p.data.flags
+    assert flags.c_contiguous and flags.aligned and flags.writeable and p.data.dtype.isnative
+    np.testing.assert_array_equal(p.data, values)
+    assert p.grad.shape == p.data.shape and p.grad.dtype == p.data.dtype
+    kept = np.ones((2, 3), np.float64)
+    assert nn.Parameter(kept).data is kept
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_unaligned_inputs_give_the_results_of_aligned_copies(dtype):
     """The kernels' vector types assume element alignment: the bindings copy unaligned inputs.
