@@ -388,10 +388,11 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
     const int64_t end = lossk_block_start(np, job->nb, b + 1);
     const int short_rows = S == 1 && !soft && k->eps == 0 && C <= LANES;
     for (int64_t i = lossk_block_start(np, job->nb, b); i < end;) {
+        double l[TS]; /* the losses of positions i, i + 1, ... i + count - 1 */
+        int64_t count;
         if (short_rows && end - i >= RB) {
             int64_t tr[RB];
             T g[RB];
-            double l[RB];
             for (int r = 0; r < RB; r++) {
                 const int ignored = t[i + r] == a->ignore_index;
                 tr[r] = ignored ? 0 : t[i + r];
@@ -400,17 +401,10 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
             FN(ce_rows_short)(k, C, x + i * C, tr, g, stream ? scratch : grad ? grad + i * C : NULL, l);
             if (stream)
                 STREAM(grad + i * C, scratch, RB * C);
-            for (int r = 0; r < RB; r++) {
+            for (int r = 0; r < RB; r++)
                 l[r] = t[i + r] == a->ignore_index ? 0 : l[r];
-                if (reduce)
-                    acc += l[r];
-                else if (loss)
-                    loss[i + r] = (T)l[r];
-            }
-            i += RB;
-            continue;
-        }
-        if (S == 1) {
+            count = RB;
+        } else if (S == 1) {
             /* the row after next into cache: the hardware prefetcher stops at 4 KiB page
              * boundaries, which long rows cross all the time (on (8192, 1000) logits in fresh
              * arrays, the median call went from 4.4 to 3.2 ms) */
@@ -418,44 +412,40 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
                 __builtin_prefetch(x + (i + 2) * C + c);
             const int ignored = !soft && t[i] == a->ignore_index;
             const T g = FN(gfactor)(a, i, ignored, job->scale);
-            double l = FN(ce_row)(k, C, x + i * C, soft || ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
-                                  stream ? scratch : grad ? grad + i * C : NULL);
+            l[0] = FN(ce_row)(k, C, x + i * C, soft || ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
+                              stream ? scratch : grad ? grad + i * C : NULL);
             if (stream)
                 STREAM(grad + i * C, scratch, C);
-            l = ignored ? 0 : l;
-            if (reduce)
-                acc += l;
-            else if (loss)
-                loss[i] = (T)l;
-            i++;
-            continue;
+            l[0] = ignored ? 0 : l[0];
+            count = 1;
+        } else {
+            const int64_t n = i / S, s = i - n * S;
+            /* long tiles: each becomes C runs of L streamed values, whose partial first and last
+             * cache lines cost as much as a whole one */
+            const int64_t L = lossk_min64(lossk_min64(stream ? lossk_min64(TS, LOSSK_SCRATCH / C) : TS, S - s), end - i);
+            const int64_t base = n * C * S + s;
+            /* the next tile of this sample into cache: C interleaved streams are more than the
+             * hardware prefetcher follows */
+            for (int64_t c = 0; s + 2 * L <= S && c < C; c++)
+                for (int64_t j = 0; j < L; j += 64 / (int64_t)sizeof(T))
+                    __builtin_prefetch(x + base + c * S + L + j);
+            T g[TS];
+            for (int64_t j = 0; j < L; j++)
+                g[j] = FN(gfactor)(a, i + j, !soft && t[i + j] == a->ignore_index, job->scale);
+            FN(ce_tile)(k, C, S, L, x + base, soft ? NULL : t + i, a->ignore_index, soft ? tp + base : NULL, g,
+                        stream ? scratch : grad ? grad + base : NULL, stream ? L : S, l);
+            if (stream)
+                for (int64_t c = 0; c < C; c++)
+                    STREAM(grad + base + c * S, scratch + c * L, L);
+            count = L;
         }
-        const int64_t n = i / S, s = i - n * S;
-        /* long tiles: each becomes C runs of L streamed values, whose partial first and last
-         * cache lines cost as much as a whole one */
-        const int64_t L = lossk_min64(lossk_min64(stream ? lossk_min64(TS, LOSSK_SCRATCH / C) : TS, S - s), end - i);
-        const int64_t base = n * C * S + s;
-        /* the next tile of this sample into cache: C interleaved streams are more than the
-         * hardware prefetcher follows */
-        for (int64_t c = 0; s + 2 * L <= S && c < C; c++)
-            for (int64_t j = 0; j < L; j += 64 / (int64_t)sizeof(T))
-                __builtin_prefetch(x + base + c * S + L + j);
-        T g[TS];
-        double l[TS];
-        for (int64_t j = 0; j < L; j++)
-            g[j] = FN(gfactor)(a, i + j, !soft && t[i + j] == a->ignore_index, job->scale);
-        FN(ce_tile)(k, C, S, L, x + base, soft ? NULL : t + i, a->ignore_index, soft ? tp + base : NULL, g,
-                    stream ? scratch : grad ? grad + base : NULL, stream ? L : S, l);
-        if (stream)
-            for (int64_t c = 0; c < C; c++)
-                STREAM(grad + base + c * S, scratch + c * L, L);
-        for (int64_t j = 0; j < L; j++) {
+        for (int64_t j = 0; j < count; j++) {
             if (reduce)
                 acc += l[j];
             else if (loss)
                 loss[i + j] = (T)l[j];
         }
-        i += L;
+        i += count;
     }
     job->partial[b] = acc;
     if (stream)
