@@ -306,26 +306,34 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
             }
         }
     }
-    T a[TS], wt[TS], log_zs[TS];
-    for (int64_t j = 0; j < L; j++) /* apart from the branches below, so that it vectorises */
+    /* per position: the gathers by class index first, in a scalar loop (GCC 12 vectorises no
+     * gather of floats by 64-bit indices); an ignored position takes class 0 with weight 0 (its g
+     * is 0 too) and loss 0. The rest is branch-free, so that it vectorises. */
+    T a[TS], wt[TS], xt[TS], log_zs[TS];
+    int64_t tc[TS];
+    int ignored[TS];
+    for (int64_t j = 0; j < L; j++)
         log_zs[j] = LOG(z[j]);
-    for (int64_t j = 0; j < L; j++) {
-        const T log_z = log_zs[j];
-        if (k->soft) {
-            loss[j] = (double)(Q[j] * log_z - lin[j]);
-            wt[j] = 0;
-        } else if (t[j] == ignore) {
-            loss[j] = 0;
-            wt[j] = 0;
-            Q[j] = 0;
-        } else {
-            wt[j] = (1 - k->eps) * FN(wc)(k, t[j]);
-            Q[j] = wt[j] + k->eps_c * k->wsum;
-            loss[j] = (double)(wt[j] * (log_z - (x[t[j] * S + j] - m[j])));
-            if (need_lin)
-                loss[j] += (double)(k->eps_c * k->wsum * log_z - lin[j]);
+    if (k->soft) {
+        for (int64_t j = 0; j < L; j++) {
+            loss[j] = (double)(Q[j] * log_zs[j] - lin[j]);
+            a[j] = g[j] * Q[j] / z[j];
         }
-        a[j] = g[j] * Q[j] / z[j];
+    } else {
+        for (int64_t j = 0; j < L; j++) {
+            ignored[j] = t[j] == ignore;
+            tc[j] = ignored[j] ? 0 : t[j];
+            wt[j] = ignored[j] ? 0 : (1 - k->eps) * FN(wc)(k, tc[j]);
+            xt[j] = x[tc[j] * S + j];
+        }
+        const T spread = k->eps_c * k->wsum;
+        for (int64_t j = 0; j < L; j++) {
+            double lj = (double)(wt[j] * (log_zs[j] - (xt[j] - m[j])));
+            if (need_lin)
+                lj += (double)(spread * log_zs[j] - lin[j]);
+            loss[j] = ignored[j] ? 0 : lj;
+            a[j] = g[j] * (ignored[j] ? 0 : wt[j] + spread) / z[j];
+        }
     }
     if (!gr)
         return;
@@ -340,8 +348,7 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
     }
     if (!k->soft)
         for (int64_t j = 0; j < L; j++)
-            if (t[j] != ignore)
-                gr[t[j] * GS + j] -= g[j] * wt[j];
+            gr[tc[j] * GS + j] -= g[j] * wt[j];
 }
 
 /* The reduced loss: the block sums added in order, over divisor. A weighted mean whose total weight
@@ -361,6 +368,21 @@ LOSSK_INLINE T FN(gfactor)(const lossk_class_args *a, int64_t i, int ignored, T 
     if (ignored)
         return 0;
     return (a->grad_output ? ((const T *)a->grad_output)[i] : (T)a->grad_scale) * scale;
+}
+
+/* gfactor of positions i..i+L at once (t NULL: none ignored), with the tests out of the loop */
+LOSSK_INLINE void FN(gfactors)(const lossk_class_args *a, int64_t i, int64_t L, const int64_t *t, T scale,
+                               T *restrict g)
+{
+    const T *go = a->grad_output;
+    const T gs = (T)a->grad_scale * scale;
+    const int64_t ignore = a->ignore_index;
+    if (go)
+        for (int64_t j = 0; j < L; j++)
+            g[j] = t && t[i + j] == ignore ? 0 : go[i + j] * scale;
+    else
+        for (int64_t j = 0; j < L; j++)
+            g[j] = t && t[i + j] == ignore ? 0 : gs;
 }
 
 /* What a block of cross-entropy positions needs besides the kernel arguments. */
@@ -430,8 +452,7 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
                 for (int64_t j = 0; j < L; j += 64 / (int64_t)sizeof(T))
                     __builtin_prefetch(x + base + c * S + L + j);
             T g[TS];
-            for (int64_t j = 0; j < L; j++)
-                g[j] = FN(gfactor)(a, i + j, !soft && t[i + j] == a->ignore_index, job->scale);
+            FN(gfactors)(a, i, L, soft ? NULL : t, job->scale, g);
             FN(ce_tile)(k, C, S, L, x + base, soft ? NULL : t + i, a->ignore_index, soft ? tp + base : NULL, g,
                         stream ? scratch : grad ? grad + base : NULL, stream ? L : S, l);
             if (stream)
@@ -439,12 +460,11 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
                     STREAM(grad + base + c * S, scratch + c * L, L);
             count = L;
         }
-        for (int64_t j = 0; j < count; j++) {
-            if (reduce)
-                acc += l[j];
-            else if (loss)
+        if (reduce)
+            acc += lossk_sum_f64(l, count);
+        else if (loss)
+            for (int64_t j = 0; j < count; j++)
                 loss[i + j] = (T)l[j];
-        }
         i += count;
     }
     job->partial[b] = acc;

@@ -67,6 +67,22 @@ static inline int64_t lossk_block_start(int64_t n, int nb, int64_t b)
 
 static inline int64_t lossk_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* v[0] + ... + v[n - 1] in the sum lanes, then a tree of them (vectorised, in a fixed order) */
+static inline double lossk_sum_f64(const double *v, int64_t n)
+{
+    double acc[LOSSK_LANES] = {0};
+    int64_t j = 0;
+    for (; j + LOSSK_LANES <= n; j += LOSSK_LANES)
+        for (int l = 0; l < LOSSK_LANES; l++)
+            acc[l] += v[j + l];
+    for (int l = 0; j + l < n; l++)
+        acc[l] += v[j + l];
+    for (int w = LOSSK_LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return acc[0];
+}
+
 /* Outputs larger than this are written with non-temporal (streaming) stores: they would not stay
  * in the 32 MiB L3 anyway, and ordinary stores first read every line they write, which costs a
  * third more memory traffic in a read-two-write-one loss. */
