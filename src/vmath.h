@@ -212,13 +212,13 @@ static inline float lossk_log_core_f32(float f, float ef)
 
 /* x = m 2^e with m in [sqrt(1/2), sqrt(2)): bits(x) - bits(sqrt(1/2)) splits into e (the high bits)
  * and m (the low 23 bits, rebased at sqrt(1/2)). off folds a power-of-two prescaling into e. */
-#define LOSSK_LOG_REDUCE_F32(bits, off, f, ef) \
+#define LOSSK_LOG_REDUCE_F32(bits, off, f_, ef_) \
     do { \
         int32_t i_ = (int32_t)((bits) - (0x3f3504f3u + (off))); \
         lossk_f32_bits m_; \
         m_.i = (i_ & 0x007fffff) + 0x3f3504f3; \
-        (f) = m_.f - 1.0f; \
-        (ef) = (float)(i_ >> 23); \
+        (f_) = m_.f - 1.0f; \
+        (ef_) = (float)(i_ >> 23); \
     } while (0)
 
 static inline float lossk_log_f32(float x)
@@ -350,14 +350,14 @@ static inline double lossk_log_core_f64(double f, double ef)
 /* x = m 2^e, m in [sqrt(1/2), sqrt(2)): bits - bits(sqrt(1/2)) + 1087 << 52 is nonnegative for
  * every x >= 0 and below 2^64, its top 12 bits are e + 1087 (a logical shift, which AVX2 has for
  * 64-bit lanes, unlike the arithmetic one) and its low 52 bits rebase m at sqrt(1/2). */
-#define LOSSK_LOG_REDUCE_F64(bits, f, ef) \
+#define LOSSK_LOG_REDUCE_F64(bits, f_, ef_) \
     do { \
         uint64_t i_ = (bits) - (0x3fe6a09e667f3bcdull - (1087ull << 52)); \
         lossk_f64_bits m_, e_; \
         m_.u = (i_ & 0x000fffffffffffffull) + 0x3fe6a09e667f3bcdull; \
-        (f) = m_.f - 1.0; \
+        (f_) = m_.f - 1.0; \
         e_.u = (i_ >> 52) | 0x4330000000000000ull; /* 2^52 + e + 1087 */ \
-        (ef) = e_.f - 4503599627371583.0; /* - (2^52 + 1087) */ \
+        (ef_) = e_.f - 4503599627371583.0; /* - (2^52 + 1087) */ \
     } while (0)
 
 static inline double lossk_log_f64(double x)
