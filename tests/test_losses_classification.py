@@ -275,6 +275,19 @@ def test_short_rows_get_what_they_get_alone(case, C, dtype, rng):
                                   CASES["ce"]], ids=repr)
 def test_many_classes(case, shape, dtype, rng):
     """More classes than lossk's scratch tiles hold (16384; and 300 x 64 for spatial tiles)."""
+    check_transposed_against_reference(case, shape, dtype, rng)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 700), (3, 4, 33, 21), (1, 3, 257)], ids=shape_id)
+@pytest.mark.parametrize("case", [CASES["ce-w-ign_class-ls0.1"], CASES["ce-w-ign_neg"], CASES["ce_prob-w-ls0.25"],
+                                  CASES["ce"]], ids=repr)
+def test_spatial_tiles(case, shape, dtype, rng):
+    """Spatial inputs go by tiles of up to 256 positions, with the target gathers and the
+    per-position arithmetic in loops of their own: several tiles, a short last one."""
+    check_transposed_against_reference(case, shape, dtype, rng)
+
+
+def check_transposed_against_reference(case, shape, dtype, rng):
     x, t, opts = case.build(rng, shape, dtype)
     x = relayout(x, "transposed")
     for reduction in ("none", "mean"):
