@@ -140,7 +140,8 @@ cdef object _float_dtype(object x, str name):
 
 
 cdef _bad_indices(int64_t size, str plane):
-    raise ValueError(f"indices: expected argmax positions in the {plane}, in [0, {size})")
+    raise ValueError(f"indices: expected argmax positions in the {plane}, in [0, {size}), each inside the "
+                     f"pooling window of its own output")
 
 
 cdef _check(int err):

@@ -110,7 +110,8 @@ enum lossk_conv_algo {
  * backward_input: grad_output, weight -> grad_input.
  * backward_weight: input, grad_output -> grad_weight +=, grad_bias += (may be NULL).
  * Backward with pool set: grad_output is the gradient of the pooled output (N, K, P/2, Q/2),
- * routed through `indices` (each in [0, P Q), else LOSSK_ERR_ARGUMENT) as max_pool2d_backward's.
+ * routed through `indices` (each in the 2x2 window of its pooled output, else LOSSK_ERR_ARGUMENT) as
+ * max_pool2d_backward's.
  * The indices are checked before anything is written and again as each is used, so that a caller
  * changing them during the call cannot make the kernel write out of bounds: it then returns
  * LOSSK_ERR_ARGUMENT with grad_input partly written (grad_weight and grad_bias untouched). */
@@ -133,7 +134,8 @@ typedef struct lossk_conv2d_args {
 /* max_pool2d without padding: input (N, C, H, W) -> output (N, C, P, Q), indices (argmax h * W + w
  * in each input plane, the first maximum; nan counts as the maximum, as in PyTorch).
  * backward: grad_output, indices -> grad_input (overwritten). Each index is checked as it is
- * used: one outside [0, H W) gives LOSSK_ERR_ARGUMENT with grad_input partly written. */
+ * used: one outside the kh x kw window of its output (which lies in [0, H W)) gives
+ * LOSSK_ERR_ARGUMENT with grad_input partly written. */
 typedef struct lossk_pool2d_args {
     int64_t n, c, h, w;
     int64_t kh, kw, stride_h, stride_w;

@@ -760,6 +760,80 @@ def test_max_pool2d_bad_indices_name_the_argument_and_range():
             lossk._core.max_pool2d_backward(y, idx, (1, 2, 4, 4), (2, 2), (2, 2), np.float64)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel,stride", [((2, 2), (2, 2)), ((3, 3), (2, 2)), ((2, 3), (1, 2))])
+def test_max_pool2d_index_outside_its_window_is_refused(dtype, kernel, stride):
+    """An index inside the input plane but outside its own output's window would send that output's
+    gradient to a pixel it never read: refused as one outside the plane is. Any position inside the
+    window is accepted."""
+    (kh, kw), (sh, sw) = kernel, stride
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 7, 8)).astype(dtype)
+    h, w = x.shape[2:]
+    y, idx = lossk._core.max_pool2d_forward(x, kernel, stride)
+    G = rng.standard_normal(y.shape).astype(dtype)
+    dx = lossk._core.max_pool2d_backward(G, idx, x.shape, kernel, stride, dtype)
+    np.testing.assert_allclose(dx, ref_max_pool2d_backward(x, G, kernel, stride), rtol=1e-6)
+    p, q = y.shape[2:]
+    for oh, ow in [(0, 0), (p - 1, q - 1), (1, q - 1), (p - 1, 0)]:
+        h0, w0 = oh * sh, ow * sw
+        # next to each side of the window, and one before / past a row of it (wrapping at the plane's edges)
+        near = [(h0 - 1) * w + w0, (h0 + kh) * w + w0, h0 * w + w0 - 1, h0 * w + w0 + kw,
+                (h0 + kh - 1) * w + w0 + kw, (h0 + kh - 1) * w + w0 - 1]
+        outside = [at for at in near if 0 <= at < h * w
+                   and not (h0 <= at // w < h0 + kh and w0 <= at % w < w0 + kw)]
+        assert outside
+        for at in outside:
+            bad = idx.copy()
+            bad[1, 2, oh, ow] = at
+            with pytest.raises(ValueError, match=r"indices: expected argmax positions in the input plane, in "
+                                                 rf"\[0, {h * w}\), each inside the pooling window of its own output"):
+                lossk._core.max_pool2d_backward(G, bad, x.shape, kernel, stride, dtype)
+        corner = (h0 + kh - 1) * w + w0 + kw - 1  # not the argmax, but inside the window
+        moved = idx.copy()
+        moved[1, 2, oh, ow] = corner
+        expect = dx.copy()
+        expect.reshape(2, 3, -1)[1, 2, idx[1, 2, oh, ow]] -= G[1, 2, oh, ow]
+        expect.reshape(2, 3, -1)[1, 2, corner] += G[1, 2, oh, ow]
+        np.testing.assert_allclose(lossk._core.max_pool2d_backward(G, moved, x.shape, kernel, stride, dtype), expect,
+                                   rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("algo", ["direct", "winograd"])
+def test_pooled_conv_backward_refuses_index_outside_its_window(dtype, algo):
+    """The fused pool's 2x2 windows likewise: an index in the P x Q plane but in another window is
+    refused before anything is written; one moved within its window is routed there."""
+    C = lossk._core
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 8, 8)).astype(dtype)
+    w = rng.standard_normal((8, 8, 5, 5)).astype(dtype)
+    y, idx = C.conv2d_forward(x, w, None, (1, 1), (2, 2), algo, True)  # P = Q = 8, pooled to 4 x 4
+    G = rng.standard_normal(y.shape).astype(dtype)
+    at = idx[1, 3, 2, 2]  # in the window of rows 4-5, columns 4-5
+    for bad in (at + 2, at - 2, at + 16, at - 16, 3 * 8 + 7, 6 * 8 + 4):
+        idx_bad = idx.copy()
+        idx_bad[1, 3, 2, 2] = bad
+        out, dw, db = np.full_like(x, 7), np.zeros_like(w), np.zeros(8, dtype)
+        with pytest.raises(ValueError, match=r"indices: expected argmax positions in the convolution's output "
+                                             r"plane, in \[0, 64\), each inside the pooling window"):
+            C.conv2d_backward_input(G, w, x.shape, (1, 1), (2, 2), algo, idx_bad, out)
+        with pytest.raises(ValueError, match="indices: .* each inside the pooling window"):
+            C.conv2d_backward_weight(x, G, dw, db, (1, 1), (2, 2), algo, idx_bad)
+        assert (out == 7).all() and not dw.any() and not db.any()
+    moved = idx.copy()
+    moved[1, 3, 2, 2] = 5 * 8 + 5  # the window's last pixel
+    full = np.zeros((2, 8, 64), dtype)
+    np.put_along_axis(full, moved.reshape(2, 8, -1), G.reshape(2, 8, -1), axis=2)
+    full = full.reshape(2, 8, 8, 8)
+    np.testing.assert_allclose(C.conv2d_backward_input(G, w, x.shape, (1, 1), (2, 2), algo, moved),
+                               C.conv2d_backward_input(full, w, x.shape, (1, 1), (2, 2), algo), rtol=1e-6, atol=1e-5)
+    dw_pooled, dw_full = np.zeros_like(w), np.zeros_like(w)
+    C.conv2d_backward_weight(x, G, dw_pooled, None, (1, 1), (2, 2), algo, moved)
+    C.conv2d_backward_weight(x, full, dw_full, None, (1, 1), (2, 2), algo)
+    np.testing.assert_allclose(dw_pooled, dw_full, rtol=1e-6, atol=1e-4)
+
+
 def test_sequential_input_gradient_is_not_a_reused_buffer():
     """A Flatten first hands back a view of the gradient it gets, here the Sequential's own buffer
     between the fused conv+pool and the Flatten: the caller must get an array of its own."""

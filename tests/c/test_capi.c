@@ -1,4 +1,5 @@
-/* The kernels called from plain C, with no Python: MSE and cross-entropy on tiny inputs. */
+/* The kernels called from plain C, with no Python: MSE and cross-entropy on tiny inputs, and layer
+ * arguments the Python bindings cannot pass. */
 #include <math.h>
 #include <stdio.h>
 #include "lossk.h"
@@ -33,6 +34,56 @@ int main(void)
     ce = -1;
     if (lossk_cross_entropy_f64(&c) != LOSSK_ERR_TARGET || c.bad_index != 0 || ce != -1) {
         printf("FAIL cross_entropy bad target\n");
+        failures++;
+    }
+
+    /* An empty batch with a plane too large for int64_t: nothing to compute, and no size product
+     * (P Q, H W, C R S) formed on the way (NumPy refuses such shapes, so only C can pass them). */
+    const int64_t big = (int64_t)1 << 61;
+    float buf[4] = {0};
+    int64_t idx[4] = {0};
+    lossk_conv2d_args cv = {0};
+    cv.c = big; cv.k = 1; cv.r = cv.s = 2; cv.stride_h = cv.stride_w = 1; cv.pad_h = cv.pad_w = big;
+    cv.p = cv.q = 2 * big - 1; /* odd, so that with pool set the geometry is refused */
+    cv.input = cv.weight = cv.grad_output = buf; cv.output = cv.grad_input = cv.grad_weight = buf; cv.indices = idx;
+    for (int pool = 0; pool < 2; pool++) {
+        cv.pool = pool;
+        const int want = pool ? LOSSK_ERR_ARGUMENT : LOSSK_OK;
+        cv.work_size = -1;
+        if (lossk_conv2d_forward_f32(&cv) != want || lossk_conv2d_backward_input_f32(&cv) != want
+            || lossk_conv2d_backward_weight_f64(&cv) != want || (!pool && cv.work_size != 0)) {
+            printf("FAIL conv2d of an empty batch, pool %d\n", pool);
+            failures++;
+        }
+    }
+    cv.c = 1; cv.r = cv.s = 1; cv.p = cv.q = 2 * big; /* even: the pooled backward too */
+    cv.pool = 1;
+    if (lossk_conv2d_forward_f32(&cv) != LOSSK_OK || lossk_conv2d_backward_input_f32(&cv) != LOSSK_OK
+        || lossk_conv2d_backward_weight_f64(&cv) != LOSSK_OK) {
+        printf("FAIL pooled conv2d of an empty batch\n");
+        failures++;
+    }
+    lossk_pool2d_args mp = {0};
+    mp.c = 1; mp.h = mp.w = big; mp.kh = mp.kw = mp.stride_h = mp.stride_w = 1; mp.p = mp.q = big;
+    mp.input = mp.grad_output = buf; mp.output = mp.grad_input = buf; mp.indices = idx;
+    if (lossk_max_pool2d_forward_f32(&mp) != LOSSK_OK || lossk_max_pool2d_backward_f64(&mp) != LOSSK_OK) {
+        printf("FAIL max_pool2d of an empty batch\n");
+        failures++;
+    }
+
+    /* max_pool2d backward: an index inside the 2 x 4 plane but in the other 2x2 window is refused */
+    float g[2] = {1, 2}, dx[8];
+    int64_t arg[2] = {5, 2};
+    lossk_pool2d_args bp = {0};
+    bp.n = bp.c = 1; bp.h = 2; bp.w = 4; bp.kh = bp.kw = bp.stride_h = bp.stride_w = 2; bp.p = 1; bp.q = 2;
+    bp.grad_output = g; bp.grad_input = dx; bp.indices = arg;
+    if (lossk_max_pool2d_backward_f32(&bp) != LOSSK_OK || dx[5] != 1 || dx[2] != 2) {
+        printf("FAIL max_pool2d backward\n");
+        failures++;
+    }
+    arg[0] = 2; /* the first window is columns 0-1 */
+    if (lossk_max_pool2d_backward_f32(&bp) != LOSSK_ERR_ARGUMENT) {
+        printf("FAIL max_pool2d backward: an index outside its window was accepted\n");
         failures++;
     }
 
