@@ -4,6 +4,7 @@ import os
 import platform
 import statistics
 import subprocess
+import time
 import timeit
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -42,23 +43,56 @@ def time_call(fn, *, budget=2.0, min_reps=5, max_reps=25, min_sample=2e-3):
     return Timing(statistics.median(samples), min(samples), reps, number)
 
 
-def copy_bandwidth(threads=2, nbytes=256 * MiB, reps=11):
-    """Copy bandwidth in bytes/s (bytes read + bytes written per second).
+class Copier:
+    """The bandwidth reference: ``np.copyto`` of a ``nbytes`` float64 array into another, split into
+    ``threads`` contiguous parts copied concurrently by as many Python threads (NumPy releases the
+    GIL for the copy; glibc's memcpy uses streaming stores at these sizes)."""
 
-    A ``nbytes`` float64 array is copied into another with ``np.copyto``, split into ``threads``
-    contiguous parts copied concurrently by as many Python threads (NumPy releases the GIL for
-    the copy; glibc's memcpy uses streaming stores at these sizes); the median of ``reps`` timed
-    copies after a warm-up copy (which also faults in the destination's pages)."""
-    src = np.ones(nbytes // 8)
-    dst = np.empty_like(src)
-    bounds = np.linspace(0, src.size, threads + 1).astype(int)
-    parts = [(dst[a:b], src[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-    with ThreadPoolExecutor(threads) as pool:
-        def copy():
-            for f in [pool.submit(np.copyto, d, s) for d, s in parts]:
-                f.result()
-        timing = time_call(copy, min_reps=reps, max_reps=reps, budget=0)
-    return 2 * src.nbytes / timing.median
+    def __init__(self, threads=2, nbytes=256 * MiB):
+        self.src = np.ones(nbytes // 8)
+        self.dst = np.empty_like(self.src)
+        self.traffic = 2 * self.src.nbytes          # bytes read + bytes written by one copy
+        bounds = np.linspace(0, self.src.size, threads + 1).astype(int)
+        self.parts = [(self.dst[a:b], self.src[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.pool = ThreadPoolExecutor(threads)
+
+    def __call__(self):
+        for f in [self.pool.submit(np.copyto, d, s) for d, s in self.parts]:
+            f.result()
+
+    def close(self):
+        self.pool.shutdown()
+        del self.src, self.dst, self.parts
+
+
+def copy_bandwidth(threads=2, nbytes=256 * MiB, reps=11):
+    """Copy bandwidth in bytes/s (bytes read + bytes written per second) of a :class:`Copier`: the
+    median of ``reps`` timed copies after a warm-up copy (which also faults in the destination)."""
+    copier = Copier(threads, nbytes)
+    try:
+        timing = time_call(copier, min_reps=reps, max_reps=reps, budget=0)
+    finally:
+        copier.close()
+    return copier.traffic / timing.median
+
+
+def paired_floor_ratio(fn, floor_bytes, copier, reps=15):
+    """``fn``'s time over its floor, measured in pairs: each timed call of ``fn`` right after a timed
+    copy, whose bandwidth prices that call's ``floor_bytes``. On a shared machine the load drifts
+    within seconds; a pair sees the same load, so the median ratio is steadier than a median time
+    over one bandwidth measured minutes apart. The copy also evicts the call's arrays from the
+    caches, as a training step's other work would. Returns (median ratio, lowest ratio)."""
+    fn()
+    copier()
+    ratios = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        copier()
+        middle = time.perf_counter()
+        fn()
+        end = time.perf_counter()
+        ratios.append((end - middle) / (floor_bytes * (middle - start) / copier.traffic))
+    return statistics.median(ratios), min(ratios)
 
 
 def _cpu_model():
