@@ -82,6 +82,16 @@ cdef extern from "lossk.h" nogil:
     int lossk_get_num_threads()
     const char *lossk_isa()
 
+cdef extern from "_result_cache.h":
+    enum:
+        LOSSK_CACHE_MIN_BYTES
+    object lossk_cache_capsule()
+    size_t lossk_cache_set_limit(size_t limit) nogil
+    size_t lossk_cache_held() nogil
+
+cdef extern from "numpy/arrayobject.h":
+    object PyDataMem_SetHandler(object handler)
+
 ctypedef int (*elementwise_kernel)(lossk_elementwise_args *) noexcept nogil
 ctypedef int (*class_kernel)(lossk_class_args *) noexcept nogil
 
@@ -115,6 +125,34 @@ def get_num_threads():
 
 def isa():
     return lossk_isa().decode()
+
+
+cdef object _CACHE_HANDLER = lossk_cache_capsule()
+
+
+def set_result_cache_limit(nbytes):
+    if isinstance(nbytes, bool) or not hasattr(type(nbytes), "__index__"):
+        raise TypeError(f"nbytes: expected an int, got {type(nbytes).__name__}")
+    nbytes = nbytes.__index__()
+    if nbytes < 0:
+        raise ValueError(f"nbytes: expected a number of bytes >= 0, got {nbytes}")
+    return lossk_cache_set_limit(min(nbytes, <size_t>-1))
+
+
+def result_cache_held():
+    return lossk_cache_held()
+
+
+cdef object _empty_like(cnp.ndarray x):
+    """An uninitialised C-contiguous array shaped like x; a large one through the result cache
+    (lossk/_result_cache.h), so that a loop's repeated calls reuse memory already faulted in."""
+    if cnp.PyArray_NBYTES(x) < LOSSK_CACHE_MIN_BYTES:
+        return cnp.PyArray_EMPTY(x.ndim, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
+    previous = PyDataMem_SetHandler(_CACHE_HANDLER)
+    try:
+        return cnp.PyArray_EMPTY(x.ndim, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
+    finally:
+        PyDataMem_SetHandler(previous)
 
 
 cdef object _float_input(object input, str name="input"):
@@ -192,7 +230,7 @@ cdef object _grad_buffer(object out, object input, list sources):
     """The array the gradient goes into: out (checked) or a new one shaped like input."""
     cdef cnp.ndarray x = <cnp.ndarray>input
     if out is None:
-        return cnp.PyArray_EMPTY(x.ndim, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
+        return _empty_like(x)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
     cdef cnp.ndarray o = <cnp.ndarray>out
@@ -285,7 +323,7 @@ def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, 
     a.bad_index = -1
     loss = grad = None
     if mode & LOSS:
-        loss = cnp.PyArray_EMPTY(x.ndim, cnp.PyArray_DIMS(<cnp.ndarray>x), cnp.PyArray_TYPE(<cnp.ndarray>x), 0) if red == 0 \
+        loss = _empty_like(x) if red == 0 \
             else cnp.PyArray_EMPTY(0, NULL, cnp.PyArray_TYPE(<cnp.ndarray>x), 0)
     a.loss = _ptr(loss)
     cdef double scale = 1.0
