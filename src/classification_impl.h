@@ -179,9 +179,12 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
             mv[l] = x[c + l] > mv[l] ? x[c + l] : mv[l];
     const T m = FN(lanes_max)(mv);
 
-    /* e_c = exp(x_c - m) goes into gr for the whole chunks and stays in tail for the last one. */
+    /* e_c = exp(x_c - m) goes into gr for the whole chunks and stays in tail for the last one.
+     * The tail is padded again, with m, and its padding's exp(0) set to 0: exp(-inf) would
+     * underflow, which on Intel cores takes a microcode assist of a hundred cycles or more. */
+    LOSSK_CAT(lossk_load_tail, SFX)(tail, x + cf, C - cf, m);
     for (int l = 0; l < LANES; l++) {
-        tail[l] = EXP(tail[l] - m);
+        tail[l] = l < C - cf ? EXP(tail[l] - m) : 0;
         zl[l] = tail[l];
     }
     __builtin_prefetch(pf + C - 1); /* the line the chunks below may not reach */
@@ -238,8 +241,9 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
 }
 
 /* RB rows of at most LANES classes with one-hot targets and no label smoothing, each row one
- * padded vector: ce_row's arithmetic, with the rows' chains of dependent steps (max, exp, sum,
- * log) side by side, since a lone short row is all latency. t[r] is the class index of row r. */
+ * padded vector (with -inf for the max, then with the max for the exp, as in ce_row): ce_row's
+ * arithmetic, with the rows' chains of dependent steps (max, exp, sum, log) side by side, since
+ * a lone short row is all latency. t[r] is the class index of row r. */
 #define RB 4 /* rows side by side (the unroll pragmas below say it again) */
 LOSSK_INLINE void FN(ce_rows_short)(const FN(ce_ctx) *k, int64_t C, const T *restrict x,
                                     const int64_t *restrict t, const T *restrict g, T *restrict gr,
@@ -248,15 +252,14 @@ LOSSK_INLINE void FN(ce_rows_short)(const FN(ce_ctx) *k, int64_t C, const T *res
     T v[RB][LANES], u[RB][LANES], m[RB], z[RB], log_z[RB];
 #pragma GCC unroll 4
     for (int r = 0; r < RB; r++) {
-        LOSSK_CAT(lossk_load_tail, SFX)(v[r], x + r * C, C, -INFINITY);
-        for (int l = 0; l < LANES; l++)
-            u[r][l] = v[r][l];
+        LOSSK_CAT(lossk_load_tail, SFX)(u[r], x + r * C, C, -INFINITY);
         m[r] = FN(lanes_max)(u[r]);
     }
 #pragma GCC unroll 4
     for (int r = 0; r < RB; r++) {
+        LOSSK_CAT(lossk_load_tail, SFX)(v[r], x + r * C, C, m[r]);
         for (int l = 0; l < LANES; l++) {
-            v[r][l] = EXP(v[r][l] - m[r]);
+            v[r][l] = l < C ? EXP(v[r][l] - m[r]) : 0;
             u[r][l] = v[r][l];
         }
         z[r] = FN(lanes_sum)(u[r]);
@@ -468,8 +471,9 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
                     STREAM(grad + base + c * S, scratch + c * L, L);
             count = L;
         }
-        if (reduce)
-            acc += lossk_sum_f64(l, count);
+        if (reduce) /* a lone row's loss added as it is: lossk_sum_f64 would give the same sum after
+                     * a store-forwarding stall (a vector load of the scalar it just stored) */
+            acc += count == 1 ? l[0] : lossk_sum_f64(l, count);
         else if (loss)
             for (int64_t j = 0; j < count; j++)
                 loss[i + j] = (T)l[j];
