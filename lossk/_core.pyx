@@ -88,6 +88,7 @@ cdef extern from "_result_cache.h":
     object lossk_cache_capsule()
     size_t lossk_cache_set_limit(size_t limit) nogil
     size_t lossk_cache_held() nogil
+    int lossk_cache_init()
 
 cdef extern from "numpy/arrayobject.h":
     object PyDataMem_SetHandler(object handler)
@@ -128,6 +129,8 @@ def isa():
 
 
 cdef object _CACHE_HANDLER = lossk_cache_capsule()
+if lossk_cache_init() != 0:
+    raise MemoryError("lossk: cannot register the result cache's fork handler")
 
 
 def set_result_cache_limit(nbytes):

@@ -6,7 +6,8 @@
  * per-element losses) through this handler; when such an array dies, its block waits here, and
  * the next request of exactly that size takes it back, already faulted in. At most SLOTS blocks
  * and `limit` bytes wait; the oldest go first. Blocks are plain malloc blocks, so realloc and
- * free work on them as on NumPy's own. */
+ * free work on them as on NumPy's own. The lock is never held across a call that can block (a
+ * large free unmaps), and a child process after fork() starts with it unlocked. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -76,22 +77,47 @@ static void *lossk_cache_realloc(void *ctx, void *ptr, size_t new_size)
     return realloc(ptr, new_size);
 }
 
-static void lossk_cache_free(void *ctx, void *ptr, size_t size)
+/* Keeps ptr, a freed block of `size` bytes (NULL: none), if it fits, and drops the oldest blocks
+ * until the rest fit within the limit; with new_limit, the limit becomes *new_limit first and
+ * *new_limit gets the old one back. The blocks that go (ptr among them if it was not kept, at
+ * most SLOTS + 1 in all) are put into out, to be freed once the lock is released. */
+static int lossk_cache_fit(void *ptr, size_t size, size_t *new_limit, void **out)
 {
-    (void)ctx;
-    if (!ptr)
-        return;
+    int n_out = 0;
     pthread_mutex_lock(&lossk_cache.lock);
-    if (size >= LOSSK_CACHE_MIN_BYTES && size <= lossk_cache.limit) {
-        while (lossk_cache.n == LOSSK_CACHE_SLOTS || lossk_cache.held + size > lossk_cache.limit)
-            free(lossk_cache_take(0));
+    if (new_limit) {
+        const size_t old = lossk_cache.limit;
+        lossk_cache.limit = *new_limit;
+        *new_limit = old;
+    }
+    const size_t limit = lossk_cache.limit;
+    const int keep = ptr && size >= LOSSK_CACHE_MIN_BYTES && size <= limit;
+    while (lossk_cache.n > 0 && (lossk_cache.held + (keep ? size : 0) > limit
+                                 || (keep && lossk_cache.n == LOSSK_CACHE_SLOTS)))
+        out[n_out++] = lossk_cache_take(0);
+    if (keep) {
         lossk_cache.ptr[lossk_cache.n] = ptr;
         lossk_cache.size[lossk_cache.n++] = size;
         lossk_cache.held += size;
-        ptr = NULL;
+    } else if (ptr) {
+        out[n_out++] = ptr;
     }
     pthread_mutex_unlock(&lossk_cache.lock);
-    free(ptr);
+    return n_out;
+}
+
+static void lossk_cache_free_all(void **blocks, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(blocks[i]);
+}
+
+static void lossk_cache_free(void *ctx, void *ptr, size_t size)
+{
+    (void)ctx;
+    void *out[LOSSK_CACHE_SLOTS + 1];
+    if (ptr)
+        lossk_cache_free_all(out, lossk_cache_fit(ptr, size, NULL, out));
 }
 
 static PyDataMem_Handler lossk_cache_handler = {
@@ -108,13 +134,9 @@ static PyObject *lossk_cache_capsule(void)
 /* Sets the limit in bytes (0: no caching), frees what no longer fits, returns the old limit. */
 static size_t lossk_cache_set_limit(size_t limit)
 {
-    pthread_mutex_lock(&lossk_cache.lock);
-    const size_t old = lossk_cache.limit;
-    lossk_cache.limit = limit;
-    while (lossk_cache.held > limit)
-        free(lossk_cache_take(0));
-    pthread_mutex_unlock(&lossk_cache.lock);
-    return old;
+    void *out[LOSSK_CACHE_SLOTS + 1];
+    lossk_cache_free_all(out, lossk_cache_fit(NULL, 0, &limit, out));
+    return limit; /* the old one */
 }
 
 static size_t lossk_cache_held(void)
@@ -123,4 +145,15 @@ static size_t lossk_cache_held(void)
     const size_t held = lossk_cache.held;
     pthread_mutex_unlock(&lossk_cache.lock);
     return held;
+}
+
+static void lossk_cache_after_fork_in_child(void)
+{
+    pthread_mutex_init(&lossk_cache.lock, NULL);
+}
+
+/* Called once, at import. */
+static int lossk_cache_init(void)
+{
+    return pthread_atfork(NULL, NULL, lossk_cache_after_fork_in_child);
 }

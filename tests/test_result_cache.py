@@ -1,4 +1,5 @@
 """The cache of freed result arrays (lossk/_result_cache.h): reuse, limits, eviction, threads."""
+import os
 import threading
 
 import numpy as np
@@ -121,6 +122,26 @@ def test_threads_allocating_and_freeing_concurrently(cache, restore_threads):
         th.join()
     assert not failures
     assert 0 < lossk.result_cache_held() <= cache
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_uses_the_cache(cache, restore_threads):
+    lossk.set_num_threads(1)                                 # no OpenMP in the child
+    x, t = inputs()
+    g = lossk.mse_loss_grad(x, t)
+    del g                                                    # a block waits, inherited by the child
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            g = lossk.mse_loss_grad(x, t)
+            same = np.array_equal(g, lossk.mse_loss_grad(x, t, out=np.empty_like(x)))
+            del g
+            code = 0 if same and lossk.result_cache_held() == x.nbytes else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 @pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), ("1", TypeError),
