@@ -5,6 +5,7 @@ The public functions, with their documentation, are in lossk/functional.py.
 """
 import numpy as np
 cimport numpy as cnp
+from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t
 
 cnp.import_array()
@@ -88,10 +89,13 @@ cdef extern from "_result_cache.h":
     object lossk_cache_capsule()
     size_t lossk_cache_set_limit(size_t limit) nogil
     size_t lossk_cache_held() nogil
+    void lossk_cache_set_hugepages(int on)
     int lossk_cache_init()
 
 cdef extern from "numpy/arrayobject.h":
     object PyDataMem_SetHandler(object handler)
+    object PyDataMem_GetHandler()
+    PyObject *PyDataMem_DefaultHandler
 
 ctypedef int (*elementwise_kernel)(lossk_elementwise_args *) noexcept nogil
 ctypedef int (*class_kernel)(lossk_class_args *) noexcept nogil
@@ -129,6 +133,13 @@ def isa():
 
 
 cdef object _CACHE_HANDLER = lossk_cache_capsule()
+try:  # NumPy's own huge-page switch (NUMPY_MADVISE_HUGEPAGE, off on old kernels), which the cache follows
+    from numpy._core.multiarray import _get_madvise_hugepage as _numpy_madvise_hugepage
+except ImportError:
+    try:
+        from numpy.core.multiarray import _get_madvise_hugepage as _numpy_madvise_hugepage
+    except ImportError:
+        _numpy_madvise_hugepage = None
 if lossk_cache_init() != 0:
     raise MemoryError("lossk: cannot register the result cache's fork handler")
 
@@ -148,9 +159,12 @@ def result_cache_held():
 
 cdef object _empty_like(cnp.ndarray x):
     """An uninitialised C-contiguous array shaped like x; a large one through the result cache
-    (lossk/_result_cache.h), so that a loop's repeated calls reuse memory already faulted in."""
-    if cnp.PyArray_NBYTES(x) < LOSSK_CACHE_MIN_BYTES:
+    (lossk/_result_cache.h), so that a loop's repeated calls reuse memory already faulted in,
+    unless the caller has put a memory handler of their own in charge."""
+    if cnp.PyArray_NBYTES(x) < LOSSK_CACHE_MIN_BYTES or PyDataMem_GetHandler() is not <object>PyDataMem_DefaultHandler:
         return cnp.PyArray_EMPTY(x.ndim, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
+    if _numpy_madvise_hugepage is not None:
+        lossk_cache_set_hugepages(_numpy_madvise_hugepage())
     previous = PyDataMem_SetHandler(_CACHE_HANDLER)
     try:
         return cnp.PyArray_EMPTY(x.ndim, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x), 0)
