@@ -471,9 +471,8 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
                     STREAM(grad + base + c * S, scratch + c * L, L);
             count = L;
         }
-        if (reduce) /* a lone row's loss added as it is: lossk_sum_f64 would give the same sum after
-                     * a store-forwarding stall (a vector load of the scalar it just stored) */
-            acc += count == 1 ? l[0] : lossk_sum_f64(l, count);
+        if (reduce)
+            acc += lossk_sum_f64(l, count);
         else if (loss)
             for (int64_t j = 0; j < count; j++)
                 loss[i + j] = (T)l[j];

@@ -70,6 +70,8 @@ static inline int64_t lossk_min64(int64_t a, int64_t b) { return a < b ? a : b; 
 /* v[0] + ... + v[n - 1] in the sum lanes, then a tree of them (vectorised, in a fixed order) */
 static inline double lossk_sum_f64(const double *v, int64_t n)
 {
+    if (n == 1) /* what the tree gives, without its stall on a vector load of the scalar just stored */
+        return v[0] + 0.0;
     double acc[LOSSK_LANES] = {0};
     int64_t j = 0;
     for (; j + LOSSK_LANES <= n; j += LOSSK_LANES)
