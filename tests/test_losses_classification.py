@@ -245,15 +245,22 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
     check_thread_invariance(case, shape, reduction, dtype, seed=5)
 
 
-@pytest.mark.parametrize("shape, case", [(shape, case) for shape in [(17000, 256), (7, 21, 160, 160)]
-                                         for case in [CASES["ce-w-ign_neg-ls0.1"], CASES["ce_prob-w"],
-                                                      CASES["nll-w-ign_class"]]]
-                         + [((420000, 10), CASES["ce-w-ign_class"]), ((2, 100, 210, 110), CASES["ce-w-ign_neg-ls0.1"])],
-                         ids=lambda p: shape_id(p) if isinstance(p, tuple) else repr(p))
-def test_large_outputs(case, shape):
-    """float32 gradients past 16 MiB take the streaming path: same numbers as small slices (with
-    100 classes, spatial tiles are narrower than usual: 163 positions)."""
-    check_large_output_matches_chunks(case, shape, np.float32, chunk=1000 if len(shape) == 2 else 1, seed=9)
+@pytest.mark.parametrize("shape, case, dtype",
+                         [(shape, case, np.float32) for shape in [(17000, 256), (7, 21, 160, 160)]
+                          for case in [CASES["ce-w-ign_neg-ls0.1"], CASES["ce_prob-w"], CASES["nll-w-ign_class"]]]
+                         + [((420000, 10), CASES["ce-w-ign_class"], np.float32),
+                            ((2, 100, 210, 110), CASES["ce-w-ign_neg-ls0.1"], np.float32),
+                            ((420, 10000), CASES["nll-w-ign_class"], np.float32),
+                            ((2, 100, 210, 110), CASES["nll-w-ign_class"], np.float32),
+                            ((4, 21, 160, 160), CASES["ce-w-ign_neg-ls0.1"], np.float64),
+                            ((4, 21, 160, 160), CASES["nll-w-ign_class"], np.float64)],
+                         ids=lambda p: shape_id(p) if isinstance(p, tuple) else np.dtype(p).name if isinstance(p, type) else repr(p))
+def test_large_outputs(case, shape, dtype):
+    """Gradients past 16 MiB take the streaming path, staged in runs of positions that fit 32 KiB:
+    same numbers as small slices (with 100 float32 classes, spatial runs are 80 positions; with
+    10000, NLL stages one row at a time; float64 spatial runs of 21 classes are 192 positions, which
+    do not divide the 25600 of a sample)."""
+    check_large_output_matches_chunks(case, shape, dtype, chunk=1000 if len(shape) == 2 else 1, seed=9)
 
 
 @pytest.mark.parametrize("C", [1, 2, 10, 15, 16, 17])
