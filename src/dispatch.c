@@ -1,5 +1,6 @@
 /* Public entry points: each forwards to the variant compiled for the best instruction set this
- * CPU has (chosen once, at load; LOSSK_ISA=baseline|avx2|avx512 in the environment can lower it). */
+ * CPU has (chosen once, at load). LOSSK_ISA=baseline|avx2|avx512|avx512zen in the environment can
+ * choose another one the CPU can run, at the same level or below. */
 #include <stdlib.h>
 #include <string.h>
 #include "kernel.h"
@@ -7,19 +8,23 @@
 #include <omp.h>
 #endif
 
-enum { ISA_BASELINE, ISA_AVX2, ISA_AVX512 };
-static const char *const isa_names[] = {"baseline", "avx2", "avx512"};
+/* avx512 and avx512zen need the same instructions and differ in tuning (src/vmath.h). */
+enum { ISA_BASELINE, ISA_AVX2, ISA_AVX512, ISA_AVX512ZEN, ISA_COUNT };
+static const char *const isa_names[ISA_COUNT] = {"baseline", "avx2", "avx512", "avx512zen"};
+static const int isa_level[ISA_COUNT] = {0, 1, 2, 2};
 static int isa = ISA_BASELINE;
 
 #if LOSSK_X86_VARIANTS
 #define DECLARE_VARIANTS(name, args) \
     int lossk_##name##_f32_baseline(args *a); int lossk_##name##_f64_baseline(args *a); \
     int lossk_##name##_f32_avx2(args *a); int lossk_##name##_f64_avx2(args *a); \
-    int lossk_##name##_f32_avx512(args *a); int lossk_##name##_f64_avx512(args *a);
+    int lossk_##name##_f32_avx512(args *a); int lossk_##name##_f64_avx512(args *a); \
+    int lossk_##name##_f32_avx512zen(args *a); int lossk_##name##_f64_avx512zen(args *a);
 #define FORWARD(name, sfx, args) \
     int lossk_##name##_##sfx(args *a) \
     { \
         switch (isa) { \
+        case ISA_AVX512ZEN: return lossk_##name##_##sfx##_avx512zen(a); \
         case ISA_AVX512: return lossk_##name##_##sfx##_avx512(a); \
         case ISA_AVX2: return lossk_##name##_##sfx##_avx2(a); \
         default: return lossk_##name##_##sfx##_baseline(a); \
@@ -29,13 +34,12 @@ static int isa = ISA_BASELINE;
 static int detect_isa(void)
 {
     __builtin_cpu_init();
-    int best = ISA_BASELINE;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        best = ISA_AVX2;
-    if (best == ISA_AVX2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-        && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
-        best = ISA_AVX512;
-    return best;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+        return ISA_BASELINE;
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl")
+        || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq"))
+        return ISA_AVX2;
+    return __builtin_cpu_is("amd") ? ISA_AVX512ZEN : ISA_AVX512;
 }
 #else
 #define DECLARE_VARIANTS(name, args) \
@@ -51,10 +55,11 @@ LOSSK_KERNELS(DEFINE_ENTRY)
 
 __attribute__((constructor)) static void choose_isa(void)
 {
-    isa = detect_isa();
+    const int best = detect_isa();
     const char *want = getenv("LOSSK_ISA");
-    for (int i = 0; want && i < isa; i++)
-        if (strcmp(want, isa_names[i]) == 0)
+    isa = best;
+    for (int i = 0; want && i < ISA_COUNT; i++)
+        if (isa_level[i] <= isa_level[best] && strcmp(want, isa_names[i]) == 0)
             isa = i;
 }
 

@@ -1,6 +1,7 @@
-"""The lower instruction-set variants of the kernels (forced with LOSSK_ISA=baseline|avx2 in the
-environment, read once when lossk loads) give the same results as the default one, within
-tolerance of the float64 reference. Each variant runs in a subprocess."""
+"""Every instruction-set variant of the kernels this CPU can run (forced with
+LOSSK_ISA=baseline|avx2|avx512|avx512zen in the environment, read once when lossk loads) gives the
+same results as the default one, within tolerance of the float64 reference. Each variant runs in a
+subprocess."""
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import reference
 from helpers import DTYPES, assert_close
 from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, functions
 
-ISAS = ["baseline", "avx2", "avx512"]
+ISAS = ["baseline", "avx2", "avx512", "avx512zen"]
+LEVEL = {"baseline": 0, "avx2": 1, "avx512": 2, "avx512zen": 2}  # avx512zen: AVX-512 tuned for AMD Zen
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (case, shape): small and SIMD-ragged shapes, plus some large enough to run in parallel
@@ -97,7 +99,7 @@ def reference_results():
 def test_forced_isa_matches_default_and_reference(isa, default_run, reference_results, tmp_path):
     default_isa, default_results = default_run
     assert default_isa == lossk.isa() and default_isa in ISAS
-    if ISAS.index(isa) > ISAS.index(default_isa):
+    if LEVEL[isa] > LEVEL[default_isa]:
         pytest.skip(f"this CPU has no {isa}")
     got_isa, results = run_variant(isa, tmp_path / f"{isa}.npz")
     assert got_isa == isa, f"LOSSK_ISA={isa} gave isa() == {got_isa!r}"
@@ -109,10 +111,49 @@ def test_forced_isa_matches_default_and_reference(isa, default_run, reference_re
                      f"LOSSK_ISA={isa} vs default: {key}")
 
 
-def test_unknown_or_higher_isa_request_falls_back_to_the_default(default_run, tmp_path):
-    """LOSSK_ISA can only lower the choice: an unknown name or a higher ISA changes nothing."""
+# the conformance tests of nan, inf, masked and extreme inputs: they take the special-value paths
+# of the exps and logs, which differ between variants (avx512 and avx512zen included)
+SPECIAL_VALUE_TESTS = "non_finite or extreme or masked or at_zero or 1e4 or zero_targets or ignored or zero_weight"
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_forced_isa_passes_the_special_value_conformance_tests(isa, default_run, tmp_path):
+    pytest.importorskip("torch")
     default_isa, _ = default_run
-    for value in ("bogus", "avx512", ""):
+    if LEVEL[isa] > LEVEL[default_isa]:
+        pytest.skip(f"this CPU has no {isa}")
+    env = dict(os.environ, LOSSK_ISA=isa)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           os.path.join(HERE, "test_torch_conformance.py"), "-k", SPECIAL_VALUE_TESTS],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and " passed" in proc.stdout, f"LOSSK_ISA={isa}\n{proc.stdout[-3000:]}"
+
+
+def cpu_vendor():
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("vendor_id"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_avx512_tuning_follows_the_vendor(default_run):
+    """On an AVX-512 CPU the default is avx512zen on AMD and avx512 on every other vendor."""
+    default_isa, _ = default_run
+    if LEVEL[default_isa] < 2:
+        pytest.skip("this CPU has no AVX-512")
+    vendor = cpu_vendor()
+    if vendor is None:
+        pytest.skip("no /proc/cpuinfo")
+    assert default_isa == ("avx512zen" if vendor == "AuthenticAMD" else "avx512"), vendor
+
+
+def test_unknown_or_higher_isa_request_falls_back_to_the_default(default_run, tmp_path):
+    """LOSSK_ISA chooses only among what the CPU can run: an unknown name or a higher ISA changes
+    nothing."""
+    default_isa, _ = default_run
+    higher = [name for name in ISAS if LEVEL[name] > LEVEL[default_isa]]
+    for value in ("bogus", "AVX2", "", *higher):
         env = dict(os.environ, LOSSK_ISA=value)
         proc = subprocess.run([sys.executable, "-c", "import lossk; print(lossk.isa())"], env=env,
                               cwd=tmp_path, capture_output=True, text=True, timeout=120)
