@@ -10,6 +10,10 @@ its loss-only and grad-only calls, the NumPy reference, PyTorch forward+backward
 The lossk benchmarks record their floor (bytes and milliseconds at the session's measured copy
 bandwidth) in ``extra_info``. ``python bench/report.py`` prints the same comparison as a table.
 """
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -76,3 +80,18 @@ def test_variants_agree(loss, dtype):
         np.testing.assert_allclose(got_loss, want_loss, rtol=rtol, err_msg=variant.label)
         np.testing.assert_allclose(got_grad, want_grad, rtol=rtol, atol=rtol * np.abs(want_grad).max(),
                                    err_msg=variant.label)
+
+
+def test_ab_harness_runs(smoke):
+    """bench/ab/run.sh (the kernels at two revisions timed in one process) still builds and runs: one
+    pair of one case against HEAD. A tool rather than a benchmark, so only in smoke runs."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not smoke:
+        pytest.skip("run bench/ab/run.sh itself to compare two revisions")
+    if not os.path.isdir(os.path.join(root, ".git")) or not all(map(shutil.which, ("git", "cmake", "ninja", "cc"))):
+        pytest.skip("needs a git checkout, cmake, ninja and a C compiler")
+    import lossk
+    proc = subprocess.run(["bash", os.path.join(root, "bench", "ab", "run.sh"), "-r", "HEAD", "-i", lossk.isa(), "nll", "1"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "nll float32 (8192, 1000)" in proc.stdout and "nll float64 (8192, 1000)" in proc.stdout, proc.stdout

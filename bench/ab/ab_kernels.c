@@ -1,0 +1,216 @@
+/* A/B timing of two builds of the kernels in one process: variant A and variant B of every kernel
+ * (the same sources at two revisions, compiled with LOSSK_ISA=A and LOSSK_ISA=B, see run.sh) are
+ * called alternately on the same arrays, each call right after a 256 MiB write that evicts the
+ * caches. On a shared machine whose speed drifts within seconds, the median of the per-pair ratios
+ * B/A is what to read; the times themselves move with the machine's load.
+ *
+ * usage: ab_kernels [CASES [PAIRS]]   CASES: comma-separated names (default: all), PAIRS: 15 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "lossk.h"
+
+/* what dispatch.c provides to the kernels, which this program links without it */
+int lossk_get_num_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+int lossk_threads_for(int64_t work) { return work < (1 << 16) ? 1 : lossk_get_num_threads(); }
+
+#define DECLARE_AB(name, args) \
+    int lossk_##name##_f32_A(args *); int lossk_##name##_f64_A(args *); \
+    int lossk_##name##_f32_B(args *); int lossk_##name##_f64_B(args *);
+LOSSK_KERNELS(DECLARE_AB)
+
+typedef int (*ew_fn)(lossk_elementwise_args *);
+typedef int (*class_fn)(lossk_class_args *);
+
+/* kernel name -> {A f32, A f64, B f32, B f64} */
+#define VARIANTS(name) {lossk_##name##_f32_A, lossk_##name##_f64_A, lossk_##name##_f32_B, lossk_##name##_f64_B}
+
+static const struct {
+    const char *name;
+    ew_fn fn[4];
+    double param;
+    int unit_input; /* input in [0, 1] (BCE), else standard normal */
+    int check_only; /* the domain check alone, no outputs */
+} ew_cases[] = {
+    {"l1", VARIANTS(l1), 0, 0, 0},
+    {"mse", VARIANTS(mse), 0, 0, 0},
+    {"smooth_l1", VARIANTS(smooth_l1), 1, 0, 0},
+    {"huber", VARIANTS(huber), 1, 0, 0},
+    {"bce", VARIANTS(binary_cross_entropy), 0, 1, 0},
+    {"bce_check", VARIANTS(check_unit_interval), 0, 1, 1},
+    {"bce_logits", VARIANTS(binary_cross_entropy_with_logits), 0, 0, 0},
+    {"kl_div", VARIANTS(kl_div), 0, 0, 0},
+    {"kl_div_log_target", VARIANTS(kl_div), 1, 0, 0},
+};
+
+static const struct {
+    const char *name;
+    class_fn fn[4];
+    int64_t n, c, s;
+    int grad_only;
+} class_cases[] = {
+    {"cross_entropy", VARIANTS(cross_entropy), 8192, 1000, 1, 0},
+    {"cross_entropy_spatial", VARIANTS(cross_entropy), 16, 21, 128 * 128, 0},
+    {"nll", VARIANTS(nll), 8192, 1000, 1, 0},
+    {"nll2d", VARIANTS(nll), 8, 21, 256 * 256, 0},
+    {"nll2d_grad", VARIANTS(nll), 8, 21, 256 * 256, 1},
+};
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static double uniform(void) /* [0, 1) */
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(rng_state >> 11) * 0x1p-53;
+}
+static double normal(void) /* mean 0, variance 1, bell-shaped enough for timing (Irwin-Hall, 4 terms) */
+{
+    return (uniform() + uniform() + uniform() + uniform() - 2) * 1.7320508075688772;
+}
+
+static void *fill(size_t n, int f64, double (*draw)(void))
+{
+    void *p = aligned_alloc(64, (n * (f64 ? 8 : 4) + 63) / 64 * 64);
+    for (size_t i = 0; i < n; i++)
+        if (f64)
+            ((double *)p)[i] = draw();
+        else
+            ((float *)p)[i] = (float)draw();
+    return p;
+}
+
+static unsigned char *evict_buf;
+static const size_t evict_bytes = (size_t)256 << 20;
+
+static void evict(void)
+{
+#pragma omp parallel for
+    for (size_t i = 0; i < evict_bytes; i += 64)
+        evict_buf[i]++;
+}
+
+static int wanted(const char *list, const char *name)
+{
+    if (!list)
+        return 1;
+    size_t len = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += len)
+        if ((p == list || p[-1] == ',') && (p[len] == ',' || p[len] == '\0'))
+            return 1;
+    return 0;
+}
+
+/* PAIRS pairs of calls, A first in even pairs and B first in odd ones. */
+typedef int (*call_fn)(void *fn, void *args);
+static void time_pairs(const char *label, call_fn call, void *fa, void *fb, void *args, int pairs)
+{
+    double ta[pairs], tb[pairs], ratio[pairs];
+    for (int k = 0; k < pairs; k++)
+        for (int v = 0; v < 2; v++) {
+            const int is_a = (v ^ (k & 1)) == 0;
+            evict();
+            double t = now();
+            if (call(is_a ? fa : fb, args) != LOSSK_OK) {
+                fprintf(stderr, "%s: the kernel failed\n", label);
+                exit(1);
+            }
+            t = now() - t;
+            (is_a ? ta : tb)[k] = t;
+        }
+    for (int k = 0; k < pairs; k++)
+        ratio[k] = tb[k] / ta[k];
+    qsort(ta, pairs, sizeof *ta, by_value);
+    qsort(tb, pairs, sizeof *tb, by_value);
+    qsort(ratio, pairs, sizeof *ratio, by_value);
+    printf("%-46s A %8.3f ms (min %8.3f)   B %8.3f ms (min %8.3f)   B/A %.3f\n", label, 1e3 * ta[pairs / 2],
+           1e3 * ta[0], 1e3 * tb[pairs / 2], 1e3 * tb[0], ratio[pairs / 2]);
+    fflush(stdout);
+}
+
+static int call_ew(void *fn, void *args) { return ((ew_fn)fn)(args); }
+static int call_class(void *fn, void *args) { return ((class_fn)fn)(args); }
+
+int main(int argc, char **argv)
+{
+    const char *list = argc > 1 && strcmp(argv[1], "all") != 0 ? argv[1] : NULL;
+    const int pairs = argc > 2 ? atoi(argv[2]) : 15;
+    if (pairs < 1) {
+        fprintf(stderr, "usage: %s [CASES|all [PAIRS]]\n", argv[0]);
+        return 2;
+    }
+    evict_buf = calloc(evict_bytes, 1);
+    printf("median of %d pairs; B/A: the median of the pairs' ratios\n", pairs);
+    for (int f64 = 0; f64 < 2; f64++) {
+        const char *dtype = f64 ? "float64" : "float32";
+        char label[80];
+        for (size_t i = 0; i < sizeof ew_cases / sizeof *ew_cases; i++) {
+            if (!wanted(list, ew_cases[i].name))
+                continue;
+            const int64_t n = (int64_t)16384 * 1024;
+            void *x = fill((size_t)n, f64, ew_cases[i].unit_input ? uniform : normal);
+            void *y = fill((size_t)n, f64, uniform);
+            void *grad = fill((size_t)n, f64, uniform);
+            double loss;
+            lossk_elementwise_args a = {.n = n, .input = x, .target = y, .param = ew_cases[i].param,
+                                        .reduction = LOSSK_REDUCTION_SUM, .divisor = (double)n,
+                                        .loss = ew_cases[i].check_only ? NULL : &loss,
+                                        .grad = ew_cases[i].check_only ? NULL : grad, .grad_scale = 1.0 / (double)n};
+            snprintf(label, sizeof label, "%s %s (16384, 1024)", ew_cases[i].name, dtype);
+            time_pairs(label, call_ew, (void *)ew_cases[i].fn[f64], (void *)ew_cases[i].fn[2 + f64], &a, pairs);
+            free(x);
+            free(y);
+            free(grad);
+        }
+        for (size_t i = 0; i < sizeof class_cases / sizeof *class_cases; i++) {
+            if (!wanted(list, class_cases[i].name))
+                continue;
+            const int64_t N = class_cases[i].n, C = class_cases[i].c, S = class_cases[i].s;
+            void *x = fill((size_t)(N * C * S), f64, normal);
+            void *grad = fill((size_t)(N * C * S), f64, uniform);
+            int64_t *t = malloc((size_t)(N * S) * sizeof *t);
+            for (int64_t j = 0; j < N * S; j++)
+                t[j] = (int64_t)(uniform() * (double)C);
+            double loss;
+            lossk_class_args a = {.n = N, .c = C, .s = S, .input = x, .target = t, .ignore_index = -100,
+                                  .reduction = LOSSK_REDUCTION_SUM, .divisor = (double)(N * S),
+                                  .loss = class_cases[i].grad_only ? NULL : &loss, .grad = grad,
+                                  .grad_scale = 1.0 / (double)(N * S)};
+            if (S == 1)
+                snprintf(label, sizeof label, "%s %s (%lld, %lld)", class_cases[i].name, dtype, (long long)N,
+                         (long long)C);
+            else
+                snprintf(label, sizeof label, "%s %s (%lld, %lld, %lld)", class_cases[i].name, dtype, (long long)N,
+                         (long long)C, (long long)S);
+            time_pairs(label, call_class, (void *)class_cases[i].fn[f64], (void *)class_cases[i].fn[2 + f64], &a,
+                       pairs);
+            free(x);
+            free(grad);
+            free(t);
+        }
+    }
+    free(evict_buf);
+    return 0;
+}
