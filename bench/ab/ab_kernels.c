@@ -1,7 +1,7 @@
 /* A/B timing of two builds of the kernels in one process: variant A and variant B of every kernel
  * (the same sources at two revisions, compiled with LOSSK_ISA=A and LOSSK_ISA=B, see run.sh) are
  * called alternately on the same arrays, each call right after a 256 MiB write that evicts the
- * caches. On a shared machine whose speed drifts within seconds, the median of the per-pair ratios
+ * caches (AB_KEEP_CACHE=1 in the environment: no eviction, for calls on cache-resident data). On a shared machine whose speed drifts within seconds, the median of the per-pair ratios
  * B/A is what to read; the times themselves move with the machine's load.
  *
  * usage: ab_kernels [CASES [PAIRS]]   CASES: comma-separated names (default: all), PAIRS: 15 */
@@ -62,6 +62,7 @@ static const struct {
 } class_cases[] = {
     {"cross_entropy", VARIANTS(cross_entropy), 8192, 1000, 1, 0},
     {"cross_entropy_spatial", VARIANTS(cross_entropy), 16, 21, 128 * 128, 0},
+    {"cross_entropy_spatial_l2", VARIANTS(cross_entropy), 4, 21, 3072, 0}, /* 1 MiB: the L2's size */
     {"nll", VARIANTS(nll), 8192, 1000, 1, 0},
     {"nll2d", VARIANTS(nll), 8, 21, 256 * 256, 0},
     {"nll2d_grad", VARIANTS(nll), 8, 21, 256 * 256, 1},
@@ -102,6 +103,7 @@ static void *fill(size_t n, int f64, double (*draw)(void))
     return p;
 }
 
+static int keep_cache; /* AB_KEEP_CACHE=1 in the environment: no eviction between calls */
 static unsigned char *evict_buf;
 static const size_t evict_bytes = (size_t)256 << 20;
 
@@ -131,7 +133,8 @@ static void time_pairs(const char *label, call_fn call, void *fa, void *fb, void
     for (int k = 0; k < pairs; k++)
         for (int v = 0; v < 2; v++) {
             const int is_a = (v ^ (k & 1)) == 0;
-            evict();
+            if (!keep_cache)
+                evict();
             double t = now();
             if (call(is_a ? fa : fb, args) != LOSSK_OK) {
                 fprintf(stderr, "%s: the kernel failed\n", label);
@@ -161,6 +164,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [CASES|all [PAIRS]]\n", argv[0]);
         return 2;
     }
+    keep_cache = getenv("AB_KEEP_CACHE") && strcmp(getenv("AB_KEEP_CACHE"), "1") == 0;
     evict_buf = calloc(evict_bytes, 1);
     printf("median of %d pairs; B/A: the median of the pairs' ratios\n", pairs);
     for (int f64 = 0; f64 < 2; f64++) {
