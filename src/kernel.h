@@ -66,6 +66,7 @@ static inline int64_t lossk_block_start(int64_t n, int nb, int64_t b)
 #define LOSSK_LANES 16
 
 static inline int64_t lossk_min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static inline int64_t lossk_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
 /* v[0] + ... + v[n - 1] in the sum lanes, then a tree of them (vectorised, in a fixed order) */
 static inline double lossk_sum_f64(const double *v, int64_t n)

@@ -236,7 +236,7 @@ def test_zero_size(case, reduction, shape, dtype, rng):
 
 # --- thread-count invariance -----------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(4096, 100), (30001, 10), (8, 21, 64, 64)], ids=shape_id)
+@pytest.mark.parametrize("shape", [(4096, 100), (30001, 10), (20001, 37), (8, 21, 64, 64)], ids=shape_id)
 @pytest.mark.parametrize("case", [CASES["ce"], CASES["ce-w-ign_neg-ls0.1"], CASES["ce_prob-w-ls0.25"],
                                   CASES["nll-w-ign_neg"]], ids=repr)
 @pytest.mark.parametrize("reduction", ["none", "mean"])
@@ -249,6 +249,9 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                          [(shape, case, np.float32) for shape in [(17000, 256), (7, 21, 160, 160)]
                           for case in [CASES["ce-w-ign_neg-ls0.1"], CASES["ce_prob-w"], CASES["nll-w-ign_class"]]]
                          + [((420000, 10), CASES["ce-w-ign_class"], np.float32),
+                            ((200001, 21), CASES["ce-w-ign_class"], np.float32),
+                            ((70001, 64), CASES["ce"], np.float32),
+                            ((100001, 33), CASES["ce-w-ign_neg"], np.float64),
                             ((2, 100, 210, 110), CASES["ce-w-ign_neg-ls0.1"], np.float32),
                             ((420, 10000), CASES["nll-w-ign_class"], np.float32),
                             ((2, 100, 210, 110), CASES["nll-w-ign_class"], np.float32),
@@ -256,18 +259,20 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                             ((4, 21, 160, 160), CASES["nll-w-ign_class"], np.float64)],
                          ids=lambda p: shape_id(p) if isinstance(p, tuple) else np.dtype(p).name if isinstance(p, type) else repr(p))
 def test_large_outputs(case, shape, dtype):
-    """Gradients past 16 MiB take the streaming path, staged in runs of positions that fit 32 KiB:
-    same numbers as small slices (with 100 float32 classes, spatial runs are 80 positions; with
+    """Gradients past 16 MiB take the streaming path, staged in runs of positions that fit 32 KiB
+    (rows of up to 64 one-hot classes: groups of 4 rows, batched by about 4 KiB, the odd rows at a
+    block's end one at a time): same numbers as small slices (with 100 float32 classes, spatial runs are 80 positions; with
     10000, NLL stages one row at a time; float64 spatial runs of 21 classes are 192 positions, which
     do not divide the 25600 of a sample)."""
     check_large_output_matches_chunks(case, shape, dtype, chunk=1000 if len(shape) == 2 else 1, seed=9)
 
 
-@pytest.mark.parametrize("C", [1, 2, 10, 15, 16, 17])
+@pytest.mark.parametrize("C", [1, 2, 10, 15, 16, 17, 21, 32, 33, 48, 63, 64, 65])
 @pytest.mark.parametrize("case", [CASES["ce"], CASES["ce-w-ign_class"], CASES["ce-ls0.1"]], ids=repr)
 def test_short_rows_get_what_they_get_alone(case, C, dtype, rng):
-    """Rows of up to 16 one-hot classes go four at a time through a path of their own; each row's
-    loss and gradient must be the very numbers that row gets in a call of its own."""
+    """Rows of up to 64 one-hot classes go four at a time through a path of their own (the last
+    rows of a call one at a time, as a lone row does); each row's loss and gradient must be the
+    very numbers that row gets in a call of its own."""
     x, t, opts = case.build(rng, (11, C), dtype)
     f, f_grad, _ = functions(case.name)
     loss = f(x, t, reduction="none", **opts)
