@@ -251,6 +251,7 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                          + [((420000, 10), CASES["ce-w-ign_class"], np.float32),
                             ((200001, 21), CASES["ce-w-ign_class"], np.float32),
                             ((70001, 64), CASES["ce"], np.float32),
+                            ((45001, 100), CASES["ce-w-ign_class"], np.float32),
                             ((100001, 33), CASES["ce-w-ign_neg"], np.float64),
                             ((2, 100, 210, 110), CASES["ce-w-ign_neg-ls0.1"], np.float32),
                             ((420, 10000), CASES["nll-w-ign_class"], np.float32),
@@ -260,19 +261,19 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                          ids=lambda p: shape_id(p) if isinstance(p, tuple) else np.dtype(p).name if isinstance(p, type) else repr(p))
 def test_large_outputs(case, shape, dtype):
     """Gradients past 16 MiB take the streaming path, staged in runs of positions that fit 32 KiB
-    (rows of up to 64 one-hot classes: groups of 4 rows, batched by about 4 KiB, the odd rows at a
-    block's end one at a time): same numbers as small slices (with 100 float32 classes, spatial runs are 80 positions; with
+    (rows of up to 128 one-hot float32 classes: groups of 4 rows, batched by about 4 KiB, the odd
+    rows at a block's end one at a time): same numbers as small slices (with 100 float32 classes, spatial runs are 80 positions; with
     10000, NLL stages one row at a time; float64 spatial runs of 21 classes are 192 positions, which
     do not divide the 25600 of a sample)."""
     check_large_output_matches_chunks(case, shape, dtype, chunk=1000 if len(shape) == 2 else 1, seed=9)
 
 
-@pytest.mark.parametrize("C", [1, 2, 10, 15, 16, 17, 21, 32, 33, 48, 63, 64, 65])
+@pytest.mark.parametrize("C", [1, 2, 10, 15, 16, 17, 21, 32, 33, 48, 63, 64, 65, 100, 128, 129])
 @pytest.mark.parametrize("case", [CASES["ce"], CASES["ce-w-ign_class"], CASES["ce-ls0.1"]], ids=repr)
 def test_short_rows_get_what_they_get_alone(case, C, dtype, rng):
-    """Rows of up to 64 one-hot classes go four at a time through a path of their own (the last
-    rows of a call one at a time, as a lone row does); each row's loss and gradient must be the
-    very numbers that row gets in a call of its own."""
+    """Rows of up to 128 (float32) or 64 (float64) one-hot classes go four at a time through a
+    path of their own (the last rows of a call one at a time, as a lone row does); each row's loss
+    and gradient must be the very numbers that row gets in a call of its own."""
     x, t, opts = case.build(rng, (11, C), dtype)
     f, f_grad, _ = functions(case.name)
     loss = f(x, t, reduction="none", **opts)

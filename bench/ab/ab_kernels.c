@@ -65,6 +65,7 @@ static const struct {
     {"cross_entropy_spatial_l2", VARIANTS(cross_entropy), 4, 21, 3072, 0}, /* 1 MiB: the L2's size */
     {"cross_entropy_c21", VARIANTS(cross_entropy), 262144, 21, 1, 0},
     {"cross_entropy_c10", VARIANTS(cross_entropy), 262144, 10, 1, 0},
+    {"cross_entropy_c100", VARIANTS(cross_entropy), 65536, 100, 1, 0},
     {"nll", VARIANTS(nll), 8192, 1000, 1, 0},
     {"nll2d", VARIANTS(nll), 8, 21, 256 * 256, 0},
     {"nll2d_grad", VARIANTS(nll), 8, 21, 256 * 256, 1},
