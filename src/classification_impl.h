@@ -259,7 +259,7 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
     return loss;
 }
 
-/* RB rows of at most nv * LANES classes (nv = 1..NV, a constant at each call site) with one-hot
+/* RB rows of at most nv * LANES classes (nv = 1..NV) with one-hot
  * targets and no label smoothing, each row nv chunks of LANES, the last one padded (with -inf for
  * the max, then with the max for the exp, as in ce_row): ce_row's arithmetic in ce_row's order
  * (after a whole last chunk ce_row adds an empty padded one, whose zeros change nothing), so that
@@ -267,7 +267,7 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
  * since a lone short row is all latency (in cache, on one thread, rows of 21 classes took 39 ns
  * each in ce_row and take 28 here; rows of 64, 54 and 38 ns). t[r] is the class index of row r. */
 #define RB 4 /* rows side by side (the unroll pragmas below say it again) */
-/* chunks per row, at most: 8 in float32 (rows of 100 classes took 0.72 of ce_row's time), 4 in
+/* chunks per row, at most: 8 in float32 (rows of 100 classes take 0.86 of ce_row's time), 4 in
  * float64 (8 made rows of 100 classes 4% slower than ce_row) */
 #define NV (32 / (int)sizeof(T))
 LOSSK_INLINE void FN(ce_rows_short)(const FN(ce_ctx) *k, const int nv, int64_t C, const T *restrict x,
@@ -475,6 +475,7 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
     _Alignas(64) T scratch[stream ? LOSSK_SCRATCH : 1];
     const int64_t end = lossk_block_start(np, job->nb, b + 1);
     const int short_rows = S == 1 && !soft && k->eps == 0 && C <= NV * LANES;
+    const int nv = (int)((C + LANES - 1) / LANES);
     /* Groups of short rows are staged together, about 4 KiB of them, and streamed out by the batch:
      * a group's RB * C values seldom end on a cache line, and streaming each group by itself left
      * two split lines per group (rows of 21 classes ran 1.6 times slower; batches of 32 KiB made
@@ -493,13 +494,15 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
                 g[r] = FN(gfactor)(a, i + r, ignored, job->scale);
             }
             T *gr = stream ? scratch + staged * C : grad ? grad + i * C : NULL;
-#define ROWS_SHORT(nv) \
-    case nv: if (nv <= NV) FN(ce_rows_short)(k, nv, C, x + i * C, tr, g, gr, l); break;
-            switch ((C + LANES - 1) / LANES) { /* each a constant for the unrolled loops */
-            ROWS_SHORT(1) ROWS_SHORT(2) ROWS_SHORT(3) ROWS_SHORT(4)
-            ROWS_SHORT(5) ROWS_SHORT(6) ROWS_SHORT(7) ROWS_SHORT(8)
-            }
-#undef ROWS_SHORT
+            /* one and two chunks as constants, for the unrolled loops: the shorter the row, the
+             * more of its time they save (rows of 21 classes ran 13-24% slower with nv a variable,
+             * rows of 100 5%), and each constant is another copy for the compiler to build */
+            if (nv == 1)
+                FN(ce_rows_short)(k, 1, C, x + i * C, tr, g, gr, l);
+            else if (nv == 2)
+                FN(ce_rows_short)(k, 2, C, x + i * C, tr, g, gr, l);
+            else
+                FN(ce_rows_short)(k, nv, C, x + i * C, tr, g, gr, l);
             if (stream) {
                 staged += RB;
                 if (staged == batch || end - (i + RB) < RB) { /* full, or the block's last group */
