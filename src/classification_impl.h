@@ -265,7 +265,7 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
  * (after a whole last chunk ce_row adds an empty padded one, whose zeros change nothing), so that
  * a row gives the same bits by either path, with the rows' chains of dependent steps (max, exp, sum, log) side by side,
  * since a lone short row is all latency (in cache, on one thread, rows of 21 classes took 39 ns
- * each in ce_row and take 28 here; rows of 64, 54 and 38 ns). t[r] is the class index of row r. */
+ * each in ce_row and take 28 here). t[r] is the class index of row r. */
 #define RB 4 /* rows side by side (the unroll pragmas below say it again) */
 /* chunks per row, at most: 8 in float32 (rows of 100 classes take 0.86 of ce_row's time), 4 in
  * float64 (8 made rows of 100 classes 4% slower than ce_row) */
