@@ -314,6 +314,7 @@ LOSSK_INLINE void FN(ce_rows_short)(const FN(ce_ctx) *k, const int nv, int64_t C
         }
         z[r] = FN(lanes_sum)(u[r]);
     }
+#pragma omp simd /* one vector log, not RB scalar ones */
     for (int r = 0; r < RB; r++)
         log_z[r] = LOG(z[r]);
 #pragma GCC unroll 4

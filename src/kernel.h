@@ -71,8 +71,11 @@ static inline int64_t lossk_max64(int64_t a, int64_t b) { return a > b ? a : b; 
 /* v[0] + ... + v[n - 1] in the sum lanes, then a tree of them (vectorised, in a fixed order) */
 static inline double lossk_sum_f64(const double *v, int64_t n)
 {
-    if (n == 1) /* what the tree gives, without its stall on a vector load of the scalar just stored */
-        return v[0] + 0.0;
+    if (n <= 4) { /* what the tree gives, without its stalls on vector loads of scalars just stored */
+        const double a0 = n > 0 ? v[0] + 0.0 : 0.0, a1 = n > 1 ? v[1] + 0.0 : 0.0;
+        const double a2 = n > 2 ? v[2] + 0.0 : 0.0, a3 = n > 3 ? v[3] + 0.0 : 0.0;
+        return (a0 + a2) + (a1 + a3);
+    }
     double acc[LOSSK_LANES] = {0};
     int64_t j = 0;
     for (; j + LOSSK_LANES <= n; j += LOSSK_LANES)
