@@ -12,19 +12,27 @@
 enum { ISA_BASELINE, ISA_AVX2, ISA_AVX512, ISA_AVX512ZEN, ISA_COUNT };
 static const char *const isa_names[ISA_COUNT] = {"baseline", "avx2", "avx512", "avx512zen"};
 static const int isa_level[ISA_COUNT] = {0, 1, 2, 2};
+static const int isa_built[ISA_COUNT] = {1, LOSSK_X86_VARIANTS, LOSSK_X86_VARIANTS, LOSSK_HAS_ZEN};
 static int isa = ISA_BASELINE;
 
 #if LOSSK_X86_VARIANTS
+#if LOSSK_HAS_ZEN
+#define DECLARE_ZEN(name, args) int lossk_##name##_f32_avx512zen(args *a); int lossk_##name##_f64_avx512zen(args *a);
+#define ZEN(name, sfx) lossk_##name##_##sfx##_avx512zen
+#else /* a build without it (CMake LOSSK_ZEN_VARIANT=OFF) never chooses it */
+#define DECLARE_ZEN(name, args)
+#define ZEN(name, sfx) lossk_##name##_##sfx##_avx512
+#endif
 #define DECLARE_VARIANTS(name, args) \
     int lossk_##name##_f32_baseline(args *a); int lossk_##name##_f64_baseline(args *a); \
     int lossk_##name##_f32_avx2(args *a); int lossk_##name##_f64_avx2(args *a); \
     int lossk_##name##_f32_avx512(args *a); int lossk_##name##_f64_avx512(args *a); \
-    int lossk_##name##_f32_avx512zen(args *a); int lossk_##name##_f64_avx512zen(args *a);
+    DECLARE_ZEN(name, args)
 #define FORWARD(name, sfx, args) \
     int lossk_##name##_##sfx(args *a) \
     { \
         switch (isa) { \
-        case ISA_AVX512ZEN: return lossk_##name##_##sfx##_avx512zen(a); \
+        case ISA_AVX512ZEN: return ZEN(name, sfx)(a); \
         case ISA_AVX512: return lossk_##name##_##sfx##_avx512(a); \
         case ISA_AVX2: return lossk_##name##_##sfx##_avx2(a); \
         default: return lossk_##name##_##sfx##_baseline(a); \
@@ -39,7 +47,7 @@ static int detect_isa(void)
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl")
         || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq"))
         return ISA_AVX2;
-    return __builtin_cpu_is("amd") ? ISA_AVX512ZEN : ISA_AVX512;
+    return LOSSK_HAS_ZEN && __builtin_cpu_is("amd") ? ISA_AVX512ZEN : ISA_AVX512;
 }
 #else
 #define DECLARE_VARIANTS(name, args) \
@@ -59,7 +67,7 @@ __attribute__((constructor)) static void choose_isa(void)
     const char *want = getenv("LOSSK_ISA");
     isa = best;
     for (int i = 0; want && i < ISA_COUNT; i++)
-        if (isa_level[i] <= isa_level[best] && strcmp(want, isa_names[i]) == 0)
+        if (isa_built[i] && isa_level[i] <= isa_level[best] && strcmp(want, isa_names[i]) == 0)
             isa = i;
 }
 
