@@ -619,8 +619,10 @@ typedef struct {
  * targets pick each run faster on their own than interleaved. Positions go by runs of L: L rows
  * (S == 1), or L positions of one sample; position j of a run, class c, is at [c * S + j * ps]
  * from the run's first element. Unless C is larger than LOSSK_SCRATCH, a run's gradient is staged
- * in scratch, as [L][C] or [C][L], and copied out (streamed when large), so every line of it is
- * written once. */
+ * in scratch and copied out (streamed when large), so every line of it is written once: rows as
+ * [L][C], zeroed and then given their targets' values; a spatial run plane by plane, each built by
+ * a compare of the targets with its class right before it goes out (zeroing and scattering into a
+ * [C][L] stage first took half again as long: the streaming stores then came in bursts). */
 LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
 {
     const lossk_class_args *a = job->a;
@@ -636,6 +638,22 @@ LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
         const int64_t n = S == 1 ? i : i / S, s = i - n * S;
         const int64_t L = lossk_min64(lossk_min64(end - i, S == 1 ? cap : S - s), cap);
         T *gt = grad + n * C * S + s;
+        if (tiled && S > 1) {
+            T *dv = scratch, *run = scratch + L; /* L <= LOSSK_SCRATCH / 2 (stage_positions) */
+            for (int64_t j = 0; j < L; j++) {
+                const int64_t tj = t[i + j];
+                dv[j] = tj == ignore ? 0 : -FN(class_weight)(w, tj) * FN(gfactor)(a, i + j, 0, job->scale);
+            }
+            for (int64_t c = 0; c < C; c++) {
+                T *dst = job->stream ? run : gt + c * S;
+                for (int64_t j = 0; j < L; j++) /* an ignored position's dv is 0, even where ignore == c */
+                    dst[j] = t[i + j] == c ? dv[j] : 0;
+                if (job->stream)
+                    STREAM(gt + c * S, run, L);
+            }
+            i += L;
+            continue;
+        }
         if (tiled)
             memset(scratch, 0, (size_t)(L * C) * sizeof(T));
         else
@@ -648,17 +666,14 @@ LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
                 continue;
             const T d = -FN(class_weight)(w, tj) * FN(gfactor)(a, i + j, 0, job->scale);
             if (tiled)
-                scratch[S == 1 ? j * C + tj : tj * L + j] = d;
+                scratch[j * C + tj] = d;
             else
                 gt[tj * S + j * ps] = d;
         }
-        for (int64_t c = 0; tiled && c < (S == 1 ? 1 : C); c++) {
-            const int64_t len = S == 1 ? L * C : L;
-            if (job->stream)
-                STREAM(gt + c * S, scratch + c * L, len);
-            else
-                memcpy(gt + c * S, scratch + c * L, (size_t)len * sizeof(T));
-        }
+        if (tiled && job->stream)
+            STREAM(gt, scratch, L * C);
+        else if (tiled)
+            memcpy(gt, scratch, (size_t)(L * C) * sizeof(T));
         i += L;
     }
     if (job->stream)
