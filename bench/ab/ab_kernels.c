@@ -66,6 +66,7 @@ static const struct {
     {"cross_entropy_c21", VARIANTS(cross_entropy), 262144, 21, 1, 0},
     {"cross_entropy_c10", VARIANTS(cross_entropy), 262144, 10, 1, 0},
     {"cross_entropy_c100", VARIANTS(cross_entropy), 65536, 100, 1, 0},
+    {"cross_entropy_small", VARIANTS(cross_entropy), 64, 10, 1, 0}, /* one thread: below the work threshold */
     {"nll", VARIANTS(nll), 8192, 1000, 1, 0},
     {"nll2d", VARIANTS(nll), 8, 21, 256 * 256, 0},
     {"nll2d_grad", VARIANTS(nll), 8, 21, 256 * 256, 1},
@@ -151,7 +152,7 @@ static void time_pairs(const char *label, call_fn call, void *fa, void *fb, void
     qsort(ta, pairs, sizeof *ta, by_value);
     qsort(tb, pairs, sizeof *tb, by_value);
     qsort(ratio, pairs, sizeof *ratio, by_value);
-    printf("%-46s A %8.3f ms (min %8.3f)   B %8.3f ms (min %8.3f)   B/A %.3f\n", label, 1e3 * ta[pairs / 2],
+    printf("%-46s A %9.4f ms (min %9.4f)   B %9.4f ms (min %9.4f)   B/A %.3f\n", label, 1e3 * ta[pairs / 2],
            1e3 * ta[0], 1e3 * tb[pairs / 2], 1e3 * tb[0], ratio[pairs / 2]);
     fflush(stdout);
 }
