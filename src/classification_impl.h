@@ -172,14 +172,15 @@ LOSSK_INLINE void FN(ce_lin_grad)(const FN(ce_ctx) *k, int64_t C, const T *tp, T
 #undef CE_BY_FLAGS
 
 /* One position of an (N, C) input: the row x[0..C). Returns its loss; writes its gradient,
- * scaled by g, into gr when gr is not NULL. t is the class index (index targets), tp the
+ * scaled by g, into gr when gr is not NULL, or, when out is not NULL too, builds it in gr (then
+ * scratch) and streams it to out. t is the class index (index targets), tp the
  * target row (probability targets). The row goes by whole chunks of LANES, the last one padded
  * (with -inf, whose exp is 0), so that even a short row is vector code with no scalar tail.
  * The C values at pf are fetched into cache meanwhile, a line or two per chunk of the exp loop:
  * issued all at once, the prefetches of a row fill the core's miss buffers and stall it until
  * the row has arrived (a fifth of a float64 call's time went there). */
 LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict x, int64_t t,
-                               const T *restrict tp, T g, T *restrict gr, const T *pf)
+                               const T *restrict tp, T g, T *restrict gr, T *restrict out, const T *pf)
 {
     const int64_t cf = C - C % LANES; /* the end of the whole chunks */
     T mv[LANES], tail[LANES], zl[LANES];
@@ -244,10 +245,17 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
         FN(ce_lin_grad)(k, C, tp, a, g, gr);
         if (!k->soft)
             gr[t] -= g * wt;
+        if (out)
+            STREAM(out, gr, C);
         return loss;
     }
     /* one-hot: the target's term is folded into the vector loops, not read back from gr */
     const T gt = g * wt;
+    if (out) { /* the exps (the tail's put after the others) scaled as they are streamed out */
+        LOSSK_CAT(lossk_store_tail, SFX)(gr + cf, tail, C - cf);
+        LOSSK_CAT(lossk_stream_scaled, SFX)(out, gr, C, a, t, gt);
+        return loss;
+    }
     for (int64_t c = 0; c < cf; c += LANES)
 #pragma omp simd
         for (int l = 0; l < LANES; l++)
@@ -522,9 +530,7 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
              * arrays, the median call went from 4.4 to 3.2 ms) */
             const T *pf = x + (i + 2 < end ? i + 2 : i) * C;
             l[0] = FN(ce_row)(k, C, x + i * C, soft || ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
-                              stream ? scratch : grad ? grad + i * C : NULL, pf);
-            if (stream)
-                STREAM(grad + i * C, scratch, C);
+                              stream ? scratch : grad ? grad + i * C : NULL, stream ? grad + i * C : NULL, pf);
             l[0] = ignored ? 0 : l[0];
             count = 1;
         } else {

@@ -248,7 +248,9 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
 @pytest.mark.parametrize("shape, case, dtype",
                          [(shape, case, np.float32) for shape in [(17000, 256), (7, 21, 160, 160)]
                           for case in [CASES["ce-w-ign_neg-ls0.1"], CASES["ce_prob-w"], CASES["nll-w-ign_class"]]]
-                         + [((420000, 10), CASES["ce-w-ign_class"], np.float32),
+                         + [((17000, 256), CASES["ce-w-ign_class"], np.float32),
+                            ((9000, 250), CASES["ce"], np.float64),
+                            ((420000, 10), CASES["ce-w-ign_class"], np.float32),
                             ((200001, 21), CASES["ce-w-ign_class"], np.float32),
                             ((70001, 64), CASES["ce"], np.float32),
                             ((45001, 100), CASES["ce-w-ign_class"], np.float32),
@@ -266,6 +268,23 @@ def test_large_outputs(case, shape, dtype):
     10000, NLL stages one row at a time; float64 spatial runs of 21 classes are 192 positions, which
     do not divide the 25600 of a sample)."""
     check_large_output_matches_chunks(case, shape, dtype, chunk=1000 if len(shape) == 2 else 1, seed=9)
+
+
+@pytest.mark.parametrize("shape, dtype", [((5000, 1000), np.float32), ((9000, 250), np.float64)],
+                         ids=lambda p: shape_id(p) if isinstance(p, tuple) else np.dtype(p).name)
+def test_streamed_rows_get_the_same_bits(shape, dtype):
+    """A large one-hot row's gradient is scaled as it is streamed out (lossk_stream_scaled, with
+    masked first and last vectors where a row does not start on a vector boundary): the very
+    numbers the row gets in a small call, which scales it in the kernels' own loop."""
+    x, t, opts = CASES["ce-w-ign_class"].build(np.random.default_rng(4), shape, dtype)
+    x = x * 3
+    chunks = [lossk.cross_entropy_grad(x[i:i + 100], t[i:i + 100], reduction="sum", **opts)
+              for i in range(0, shape[0], 100)]
+    assert_bitwise_equal(lossk.cross_entropy_grad(x, t, reduction="sum", **opts), np.concatenate(chunks), "grad")
+    buf = np.empty(x.size + 1, dtype)
+    out = buf[1:].reshape(shape)  # rows start off the vector boundaries
+    lossk.cross_entropy_with_grad(x, t, reduction="sum", out=out, **opts)
+    assert_bitwise_equal(out, np.concatenate(chunks), "grad into out")
 
 
 @pytest.mark.parametrize("C", [1, 2, 10, 15, 16, 17, 21, 32, 33, 48, 63, 64, 65, 100, 128, 129])
