@@ -236,7 +236,8 @@ def test_zero_size(case, reduction, shape, dtype, rng):
 
 # --- thread-count invariance -----------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(4096, 100), (30001, 10), (20001, 37), (8, 21, 64, 64)], ids=shape_id)
+@pytest.mark.parametrize("shape", [(4096, 100), (30001, 10), (20001, 37), (8, 21, 64, 64), (5, 21, 63, 65)],
+                         ids=shape_id)
 @pytest.mark.parametrize("case", [CASES["ce"], CASES["ce-w-ign_neg-ls0.1"], CASES["ce_prob-w-ls0.25"],
                                   CASES["nll-w-ign_neg"]], ids=repr)
 @pytest.mark.parametrize("reduction", ["none", "mean"])
@@ -259,14 +260,20 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                             ((420, 10000), CASES["nll-w-ign_class"], np.float32),
                             ((2, 100, 210, 110), CASES["nll-w-ign_class"], np.float32),
                             ((4, 21, 160, 160), CASES["ce-w-ign_neg-ls0.1"], np.float64),
-                            ((4, 21, 160, 160), CASES["nll-w-ign_class"], np.float64)],
+                            ((4, 21, 160, 160), CASES["nll-w-ign_class"], np.float64),
+                            ((3, 3, 999, 1001), CASES["nll-w-ign_class"], np.float64),
+                            ((16, 21, 99, 127), CASES["ce-w-ign_class"], np.float32),
+                            ((8, 21, 99, 127), CASES["ce"], np.float64),
+                            ((2, 1, 2047, 2049), CASES["nll"], np.float32)],
                          ids=lambda p: shape_id(p) if isinstance(p, tuple) else np.dtype(p).name if isinstance(p, type) else repr(p))
 def test_large_outputs(case, shape, dtype):
     """Gradients past 16 MiB take the streaming path, staged in runs of positions that fit 32 KiB
     (rows of up to 128 one-hot float32 classes: groups of 4 rows, batched by about 4 KiB, the odd
     rows at a block's end one at a time): same numbers as small slices (with 100 float32 classes, spatial runs are 80 positions; with
     10000, NLL stages one row at a time; float64 spatial runs of 21 classes are 192 positions, which
-    do not divide the 25600 of a sample)."""
+    do not divide the 25600 of a sample; NLL's planes of an odd number of positions have their runs
+    moved to each plane's cache lines, by up to 7 or 15 positions, never past a sample's end; a
+    spatial cross-entropy tile holds those positions back for the next tile of the sample)."""
     check_large_output_matches_chunks(case, shape, dtype, chunk=1000 if len(shape) == 2 else 1, seed=9)
 
 
