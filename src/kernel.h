@@ -97,8 +97,11 @@ static inline double lossk_sum_f64(const double *v, int64_t n)
 /* Room for tiles staged on the stack before they are streamed out. */
 #define LOSSK_SCRATCH 16384
 
-/* dst[0, n) = src[0, n) with streaming stores for the aligned middle. Callers end their share of
- * the work with lossk_stream_fence(), since streaming stores are weakly ordered. */
+/* dst[0, n) = src[0, n) with streaming stores for the whole cache lines in it. Callers end their
+ * share of the work with lossk_stream_fence(), since streaming stores are weakly ordered. A line is
+ * streamed whole or not at all: the write-combining buffer of a line streamed in parts may be
+ * flushed before the line is complete, and a partial line costs more than a whole one (with AVX2,
+ * whose vectors are half a line, NLL2d took three times as long where every run began mid-line). */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #if defined(__AVX512F__)
@@ -118,12 +121,13 @@ static inline void lossk_stream_fence(void) { _mm_sfence(); }
 #define LOSSK_DEFINE_STREAM(T, sfx, STORE) \
     static inline void lossk_stream_##sfx(T *restrict dst, const T *restrict src, int64_t n) \
     { \
-        const int64_t step = LOSSK_VEC_BYTES / (int64_t)sizeof(T); \
+        const int64_t step = LOSSK_VEC_BYTES / (int64_t)sizeof(T), line = 64 / (int64_t)sizeof(T); \
         int64_t i = 0; \
-        for (; i < n && ((uintptr_t)(dst + i) % LOSSK_VEC_BYTES) != 0; i++) \
+        for (; i < n && ((uintptr_t)(dst + i) % 64) != 0; i++) \
             dst[i] = src[i]; \
-        for (; i + step <= n; i += step) \
-            STORE(dst + i, src + i); \
+        for (; i + line <= n; i += line) \
+            for (int64_t v = 0; v < line; v += step) \
+                STORE(dst + i + v, src + i + v); \
         for (; i < n; i++) \
             dst[i] = src[i]; \
     }
