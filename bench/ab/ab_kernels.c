@@ -65,6 +65,7 @@ static const struct {
     {"cross_entropy_spatial_l2", VARIANTS(cross_entropy), 4, 21, 3072, 0}, /* 1 MiB: the L2's size */
     /* planes off the vector and cache-line boundaries */
     {"cross_entropy_spatial_odd", VARIANTS(cross_entropy), 16, 21, 128 * 128 - 1, 0},
+    {"cross_entropy_spatial_c2", VARIANTS(cross_entropy), 64, 2, 256 * 256, 0}, /* binary segmentation */
     {"cross_entropy_c21", VARIANTS(cross_entropy), 262144, 21, 1, 0},
     {"cross_entropy_c10", VARIANTS(cross_entropy), 262144, 10, 1, 0},
     {"cross_entropy_c100", VARIANTS(cross_entropy), 65536, 100, 1, 0},
@@ -73,6 +74,7 @@ static const struct {
     {"nll2d", VARIANTS(nll), 8, 21, 256 * 256, 0},
     {"nll2d_grad", VARIANTS(nll), 8, 21, 256 * 256, 1},
     {"nll2d_odd", VARIANTS(nll), 8, 21, 256 * 256 - 1, 0},
+    {"nll2d_c2", VARIANTS(nll), 64, 2, 256 * 256, 0},
     {"nll2d_odd_grad", VARIANTS(nll), 8, 21, 256 * 256 - 1, 1},
 };
 
