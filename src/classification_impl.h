@@ -57,6 +57,13 @@ LOSSK_INLINE int64_t FN(past_line)(const T *p)
     return (int64_t)((uintptr_t)p / sizeof(T) % (64 / sizeof(T)));
 }
 
+/* q plus the positions from p + q to the next cache-line boundary of p's array, at most limit */
+LOSSK_INLINE int64_t FN(to_line)(const T *p, int64_t q, int64_t limit)
+{
+    const int64_t line = 64 / (int64_t)sizeof(T);
+    return lossk_min64(q + (line - FN(past_line)(p + q)) % line, limit);
+}
+
 /* Check the targets and sum the weight of the non-ignored ones, in one pass over (N*S) positions. */
 typedef struct {
     const lossk_class_args *a;
@@ -672,13 +679,6 @@ typedef struct {
     double *partial;
 } FN(nll_job);
 
-/* q plus the positions from p + q to the next cache-line boundary of p's array, at most limit */
-LOSSK_INLINE int64_t FN(to_line)(const T *p, int64_t q, int64_t limit)
-{
-    const int64_t line = 64 / (int64_t)sizeof(T);
-    return lossk_min64(q + (line - (int64_t)((uintptr_t)(p + q) / sizeof(T) % (uintptr_t)line)) % line, limit);
-}
-
 /* A block's gradient, then its loss: streaming the gradient out and gathering the input values the
  * targets pick each run faster on their own than interleaved. Positions go by runs of L: L rows
  * (S == 1), or L positions of one sample; position j of a run, class c, is at [c * S + j * ps]
@@ -696,13 +696,13 @@ LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
     const int64_t *t = a->target;
     T *loss = a->loss, *grad = a->grad;
     const int tiled = grad && C <= LOSSK_SCRATCH;
-    const int64_t cap = FN(stage_positions)(C, S, 1);
+    const int64_t cap = FN(stage_positions)(C, S, 1), line = 64 / (int64_t)sizeof(T);
     const int64_t start = lossk_block_start(np, job->nb, b), end = lossk_block_start(np, job->nb, b + 1);
     _Alignas(64) T scratch[tiled ? LOSSK_SCRATCH : 1];
     for (int64_t i = start; grad && i < end;) {
         const int64_t n = S == 1 ? i : i / S, s = i - n * S;
         const int64_t L = lossk_min64(lossk_min64(end - i, S == 1 ? cap : S - s),
-                                      S == 1 ? cap : lossk_min64(cap, LOSSK_SCRATCH / 2 - 64 / (int64_t)sizeof(T)));
+                                      S == 1 ? cap : lossk_min64(cap, LOSSK_SCRATCH / 2 - line));
         T *gt = grad + n * C * S + s;
         if (tiled && S > 1) {
             /* Each plane's part of the run is moved to end where a cache line of that plane does
@@ -711,7 +711,7 @@ LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
              * boundary is written in two parts, each a plain store that first reads the line, and
              * where S is not a multiple of the line every plane has such a line at every run
              * boundary (gradient-only calls then took 1.7 times as long). */
-            const int64_t line = 64 / (int64_t)sizeof(T), limit = lossk_min64(end - i, S - s);
+            const int64_t limit = lossk_min64(end - i, S - s);
             const int shifted = S % line != 0 || FN(to_line)(gt, L, limit) != L; /* else no part moves */
             const int64_t Lx = shifted ? lossk_min64(L + line - 1, limit) : L;
             /* run on a line of its own, like the destinations (the cap on L above keeps it in scratch) */

@@ -122,7 +122,7 @@ static inline void lossk_stream_fence(void) { _mm_sfence(); }
  * stores too, each of the largest size that dst's alignment allows: the rest of the line is
  * usually streamed right before or after (the previous or next row or run), and the two parts
  * then meet in the write-combining buffer, where plain stores would first read the line from
- * memory (rows of 1000 float32 classes, which end mid-line, ran 4% faster). */
+ * memory (rows of 1000 float32 classes, which end mid-line, ran 3% faster). */
 static inline void lossk_stream_part(void *restrict dst, const void *restrict src, int64_t bytes)
 {
     char *d = dst;
