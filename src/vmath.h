@@ -12,6 +12,9 @@
  *   lossk_exp_nonpos_*  x <= 0 (or nan): one multiply scales by 2^k, subnormal results included;
  *   lossk_log_unit_*    x in [0, 1]: no special-value selects; log(0) is a finite value below -100,
  *                       which the BCE clamp turns into -100;
+ *   lossk_log_nonneg_*  +0 <= x <= 2^100 (float), 2^969 (double), which lossk_outside_nonneg_*
+ *                       tests: the same, exact for subnormal x too, and bit for bit the general log
+ *                       wherever x > 0;
  *   lossk_log1p_unit_*  y in [0, 1]: no range reduction (softplus).
  *
  * Polynomials are minimax fits for relative error (Remez exchange), each with its bound noted; the
@@ -251,6 +254,9 @@ static inline float lossk_log_unit_f32(float x)
     LOSSK_LOG_REDUCE_F32(b.u, 23u << 23, f, ef);
     return lossk_log_core_f32(f, ef);
 }
+static inline float lossk_log_nonneg_f32(float x) { return lossk_log_unit_f32(x); } /* already exact */
+/* x outside [+0, 2^100]: negative (-0 included), nan, inf or large */
+static inline int lossk_outside_nonneg_f32(float x) { lossk_f32_bits b; b.f = x; return b.u > 0x71800000u; }
 
 /* log1p(y) for y in [0, 1]: y + y^2 Q(y), Q a minimax of degree 8 (relative error 2^-26.7), as
  * q0 + y (H1 + y^4 H2) like the log above. */
@@ -357,10 +363,11 @@ static inline double lossk_log_core_f64(double f, double ef)
 }
 /* x = m 2^e, m in [sqrt(1/2), sqrt(2)): bits - bits(sqrt(1/2)) + 1087 << 52 is nonnegative for
  * every x >= 0 and below 2^64, its top 12 bits are e + 1087 (a logical shift, which AVX2 has for
- * 64-bit lanes, unlike the arithmetic one) and its low 52 bits rebase m at sqrt(1/2). */
-#define LOSSK_LOG_REDUCE_F64(bits, f_, ef_) \
+ * 64-bit lanes, unlike the arithmetic one) and its low 52 bits rebase m at sqrt(1/2). off folds a
+ * power-of-two prescaling (of at most 2^54) into e. */
+#define LOSSK_LOG_REDUCE_F64(bits, off, f_, ef_) \
     do { \
-        uint64_t i_ = (bits) - (0x3fe6a09e667f3bcdull - (1087ull << 52)); \
+        uint64_t i_ = (bits) - (0x3fe6a09e667f3bcdull - (1087ull << 52) + (off)); \
         lossk_f64_bits m_, e_; \
         m_.u = (i_ & 0x000fffffffffffffull) + 0x3fe6a09e667f3bcdull; \
         (f_) = m_.f - 1.0; \
@@ -374,7 +381,7 @@ static inline double lossk_log_f64(double x)
     lossk_f64_bits b;
     b.f = small ? x * 18014398509481984.0 : x; /* 2^54 */
     double f, ef;
-    LOSSK_LOG_REDUCE_F64(b.u, f, ef);
+    LOSSK_LOG_REDUCE_F64(b.u, 0, f, ef);
     ef = small ? ef - 54.0 : ef; /* (a select of 64-bit integers would not vectorise with SSE2) */
     double r = lossk_log_core_f64(f, ef);
     r = x > 0.0 ? r : (x == 0.0 ? -INFINITY : NAN);
@@ -388,8 +395,26 @@ static inline double lossk_log_unit_f64(double x)
     lossk_f64_bits b;
     b.f = x;
     double f, ef;
-    LOSSK_LOG_REDUCE_F64(b.u, f, ef);
+    LOSSK_LOG_REDUCE_F64(b.u, 0, f, ef);
     return lossk_log_core_f64(f, ef);
+}
+
+/* log(x) for 0 <= x <= 2^969: x times 2^54 is normal or 0 (the general log's scaling of subnormals,
+ * done always, and folded into e), so there is no select; log(0) comes out finite (about -746). */
+static inline double lossk_log_nonneg_f64(double x)
+{
+    lossk_f64_bits b;
+    b.f = x * 18014398509481984.0; /* 2^54 */
+    double f, ef;
+    LOSSK_LOG_REDUCE_F64(b.u, 54ull << 52, f, ef);
+    return lossk_log_core_f64(f, ef);
+}
+/* x outside [+0, 2^969] */
+static inline int lossk_outside_nonneg_f64(double x)
+{
+    lossk_f64_bits b;
+    b.f = x;
+    return b.u > 0x7c80000000000000ull;
 }
 
 static inline double lossk_log1p_unit_f64(double y) /* y in [0, 1] */

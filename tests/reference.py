@@ -125,7 +125,8 @@ def _bce_with_logits(x, t, weight=None, pos_weight=None):
 
 def _kl_div(x, t, log_target=False):
     if log_target:                      # exp(t) (t - x); d/dx = -exp(t)
-        e = np.exp(t)
+        with np.errstate(over="ignore"):
+            e = np.exp(t)
         return e * (t - x), e * (np.abs(t) + np.abs(x)), -e, e
     # xlogy(t, t) - t x (0 where t == 0); d/dx = -t
     with np.errstate(divide="ignore", invalid="ignore"):

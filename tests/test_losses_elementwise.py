@@ -193,6 +193,45 @@ def test_kl_div_zero_targets(dtype, layout):
     assert (out.loss[t == 0] == 0).all() and (out.grad[t == 0] == 0).all()
 
 
+@pytest.mark.parametrize("size", [37 * 1000, 4100 * 1024], ids=["tiles", "streamed"])
+@pytest.mark.parametrize("log_target", [False, True], ids=["probs", "log_target"])
+def test_kl_div_special_targets_among_ordinary(log_target, size, dtype, rng):
+    """kl_div computes ordinary targets (probabilities, or log-probabilities) without the general
+    log's (exp's) special-value selects and redoes a run of them that holds another target: such a
+    target gets the reference's value, and its ordinary neighbours the same values as without it
+    (the same bits in float32; in float64 the general log may round the last bit otherwise)."""
+    x = rng.uniform(-5, 1, size).astype(dtype)
+    t = (np.log(rng.uniform(0.01, 1, size)) if log_target else rng.uniform(0, 1, size)).astype(dtype)
+    if not log_target:
+        t[rng.random(size) < 0.25] = 0
+    huge = 2.0 ** (101 if dtype == np.float32 else 970)
+    special = ([0.5, 3.0, huge, np.inf, np.nan] if log_target else
+               [-0.0, -0.5, huge, np.inf, np.nan, float(np.finfo(dtype).smallest_subnormal), 1e-310])
+    at = rng.choice(size, len(special), replace=False)
+    ts = t.copy()
+    ts[at] = np.asarray(special).astype(dtype)
+    opts = {"log_target": log_target}
+    loss, grad = lossk.kl_div_with_grad(x, ts, reduction="none", **opts)
+    expected = reference.elementwise("kl_div", x, ts, "none", **opts)
+    # subnormal targets give subnormal losses, right to the subnormals' spacing
+    tiny = np.abs(expected.loss) < np.finfo(dtype).smallest_normal
+    assert (np.abs(loss[tiny] - expected.loss[tiny]) <= 2 * np.finfo(dtype).smallest_subnormal).all()
+    assert_close(loss[~tiny], expected.loss[~tiny], dtype, expected.loss_mag[~tiny], what="loss")
+    assert_close(grad, expected.grad, dtype, expected.grad_mag, what="grad")
+    ordinary = np.ones(size, bool)
+    ordinary[at] = False
+    loss0, grad0 = lossk.kl_div_with_grad(x, t, reduction="none", **opts)
+    assert_bitwise_equal(grad[ordinary], grad0[ordinary], "grad of the ordinary targets")
+    if dtype == np.float32:
+        assert_bitwise_equal(loss[ordinary], loss0[ordinary], "loss of the ordinary targets")
+    else:
+        mag = reference.elementwise("kl_div", x, t, "none", **opts).loss_mag[ordinary]
+        assert (np.abs(loss[ordinary] - loss0[ordinary]) <= 2 * np.spacing(mag)).all()  # each within an ulp
+    assert not np.signbit(loss[(ts == 0) & ~np.signbit(ts)]).any(), "0 log 0 - 0 x is +0"
+    expected = reference.elementwise("kl_div", x, ts, "sum", **opts)
+    assert_close(lossk.kl_div(x, ts, reduction="sum", **opts), expected.loss, dtype, expected.loss_mag, what="sum")
+
+
 def test_smooth_l1_beta0_is_l1(dtype, layout, rng):
     x, t = rng.normal(size=(7, 9)).astype(dtype), rng.normal(size=(7, 9)).astype(dtype)
     x[0, :3] = t[0, :3]

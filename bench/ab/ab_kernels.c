@@ -42,16 +42,17 @@ static const struct {
     double param;
     int unit_input; /* input in [0, 1] (BCE), else standard normal */
     int check_only; /* the domain check alone, no outputs */
+    int log_target; /* target in (-4, 0] (log-probabilities), else in [0, 1) */
 } ew_cases[] = {
-    {"l1", VARIANTS(l1), 0, 0, 0},
-    {"mse", VARIANTS(mse), 0, 0, 0},
-    {"smooth_l1", VARIANTS(smooth_l1), 1, 0, 0},
-    {"huber", VARIANTS(huber), 1, 0, 0},
-    {"bce", VARIANTS(binary_cross_entropy), 0, 1, 0},
-    {"bce_check", VARIANTS(check_unit_interval), 0, 1, 1},
-    {"bce_logits", VARIANTS(binary_cross_entropy_with_logits), 0, 0, 0},
-    {"kl_div", VARIANTS(kl_div), 0, 0, 0},
-    {"kl_div_log_target", VARIANTS(kl_div), 1, 0, 0},
+    {"l1", VARIANTS(l1), 0, 0, 0, 0},
+    {"mse", VARIANTS(mse), 0, 0, 0, 0},
+    {"smooth_l1", VARIANTS(smooth_l1), 1, 0, 0, 0},
+    {"huber", VARIANTS(huber), 1, 0, 0, 0},
+    {"bce", VARIANTS(binary_cross_entropy), 0, 1, 0, 0},
+    {"bce_check", VARIANTS(check_unit_interval), 0, 1, 1, 0},
+    {"bce_logits", VARIANTS(binary_cross_entropy_with_logits), 0, 0, 0, 0},
+    {"kl_div", VARIANTS(kl_div), 0, 0, 0, 0},
+    {"kl_div_log_target", VARIANTS(kl_div), 1, 0, 0, 1},
 };
 
 static const struct {
@@ -101,6 +102,8 @@ static double normal(void) /* mean 0, variance 1, bell-shaped enough for timing 
 {
     return (uniform() + uniform() + uniform() + uniform() - 2) * 1.7320508075688772;
 }
+
+static double log_probability(void) { return -4 * uniform(); }
 
 static void *fill(size_t n, int f64, double (*draw)(void))
 {
@@ -185,7 +188,7 @@ int main(int argc, char **argv)
                 continue;
             const int64_t n = (int64_t)16384 * 1024;
             void *x = fill((size_t)n, f64, ew_cases[i].unit_input ? uniform : normal);
-            void *y = fill((size_t)n, f64, uniform);
+            void *y = fill((size_t)n, f64, ew_cases[i].log_target ? log_probability : uniform);
             void *grad = fill((size_t)n, f64, uniform);
             double loss;
             lossk_elementwise_args a = {.n = n, .input = x, .target = y, .param = ew_cases[i].param,
