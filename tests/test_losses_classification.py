@@ -252,6 +252,8 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                          + [((17000, 256), CASES["ce-w-ign_class"], np.float32),
                             ((9000, 250), CASES["ce"], np.float64),
                             ((420000, 10), CASES["ce-w-ign_class"], np.float32),
+                            ((2100001, 2), CASES["ce-w-ign_class"], np.float32),
+                            ((210001, 10), CASES["ce-w-ign_neg-ls0.1"], np.float64),
                             ((200001, 21), CASES["ce-w-ign_class"], np.float32),
                             ((70001, 64), CASES["ce"], np.float32),
                             ((45001, 100), CASES["ce-w-ign_class"], np.float32),
@@ -268,8 +270,9 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                          ids=lambda p: shape_id(p) if isinstance(p, tuple) else np.dtype(p).name if isinstance(p, type) else repr(p))
 def test_large_outputs(case, shape, dtype):
     """Gradients past 16 MiB take the streaming path, staged in runs of positions that fit 32 KiB
-    (rows of up to 128 one-hot float32 classes: groups of 4 rows, batched by about 4 KiB, the odd
-    rows at a block's end one at a time): same numbers as small slices (with 100 float32 classes, spatial runs are 80 positions; with
+    (rows of few classes: tiles of up to 256 rows, moved in and out by gathers; other rows of up to
+    128 one-hot float32 classes: groups of 4 rows, batched by about 4 KiB, the odd rows at a block's
+    end one at a time): same numbers as small slices (with 100 float32 classes, spatial runs are 80 positions; with
     10000, NLL stages one row at a time; float64 spatial runs of 21 classes are 192 positions, which
     do not divide the 25600 of a sample; NLL's planes of an odd number of positions have their runs
     moved to each plane's cache lines, by up to 7 or 15 positions, never past a sample's end; a

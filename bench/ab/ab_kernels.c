@@ -69,6 +69,10 @@ static const struct {
     {"cross_entropy_spatial_c2", VARIANTS(cross_entropy), 64, 2, 256 * 256, 0}, /* binary segmentation */
     {"cross_entropy_c21", VARIANTS(cross_entropy), 262144, 21, 1, 0},
     {"cross_entropy_c10", VARIANTS(cross_entropy), 262144, 10, 1, 0},
+    {"cross_entropy_c2", VARIANTS(cross_entropy), 1048576, 2, 1, 0},
+    {"cross_entropy_c5", VARIANTS(cross_entropy), 524288, 5, 1, 0},
+    {"cross_entropy_c16", VARIANTS(cross_entropy), 262144, 16, 1, 0},
+    {"cross_entropy_c32", VARIANTS(cross_entropy), 131072, 32, 1, 0},
     {"cross_entropy_c100", VARIANTS(cross_entropy), 65536, 100, 1, 0},
     {"cross_entropy_small", VARIANTS(cross_entropy), 64, 10, 1, 0}, /* one thread: below the work threshold */
     {"nll", VARIANTS(nll), 8192, 1000, 1, 0},
