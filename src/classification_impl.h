@@ -477,16 +477,20 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
  * row of few classes fills a fraction of a vector and pays a max, a sum and a log across lanes of
  * its own; in a tile those are plain vector steps over 16 rows at once. Every row of C classes
  * goes this way, whatever N, so that a row gets the same bits in any call.
- * ROWS_TILED, the classes at most, is where tiles beat ce_rows_short in A/B pairs (time with tiles
- * over time without). AVX-512: float32 rows of 2, 5, 10, 12, 14 and 16 classes 0.25, 0.40, 0.74,
- * 0.84, 0.95 and 1.09, float64 rows of 10 and 12 classes 0.85 and 1.00. AVX2, whose ce_rows_short
- * moves a row's last chunk by scalar loads and stores: float32 rows of 2, 10, 32, 64 and 100
- * classes 0.09, 0.21, 0.46, 0.77 and 0.87, float64 rows of 10, 32 and 64 classes 0.36, 0.81 and
- * 1.02. */
+ * ROWS_TILED(soft), the classes at most, is where tiles beat the rows' own paths in A/B pairs (time
+ * with tiles over time without; one-hot rows go by ce_rows_short, the others by ce_row):
+ * - AVX-512: one-hot float32 rows of 2, 5, 10, 12, 14 and 16 classes 0.25, 0.40, 0.74, 0.84, 0.95
+ *   and 1.09, float64 rows of 10 and 12 classes 0.85 and 1.00; rows of 10 classes with label
+ *   smoothing 0.36 / 0.50 (float32 / float64), with probability targets 0.46 / 0.62.
+ * - AVX2, whose ce_rows_short moves a row's last chunk by scalar loads and stores: one-hot float32
+ *   rows of 2, 10, 32, 64 and 100 classes 0.09, 0.21, 0.46, 0.77 and 0.87, float64 rows of 10, 32
+ *   and 64 classes 0.36, 0.81 and 1.02; label smoothing, float32 rows of 64 and 100 classes 0.79
+ *   and 1.05; probability targets, float32 rows of 32, 64 and 100 classes 0.63, 1.12 and 1.37,
+ *   float64 rows of 32 classes 1.03. */
 #if defined(__AVX512F__)
-#define ROWS_TILED (sizeof(T) == 4 ? 14 : 10)
+#define ROWS_TILED(soft) (sizeof(T) == 4 ? 14 : 10)
 #else
-#define ROWS_TILED (sizeof(T) == 4 ? 128 : 32)
+#define ROWS_TILED(soft) ((sizeof(T) == 4 ? 64 : 32) >> (soft))
 #endif
 #define RT_VALUES 4096 /* values per tile: RT rows of C classes */
 LOSSK_INLINE int64_t FN(rows_per_tile)(int64_t C, int64_t N) /* N rows in all: no more than that */
@@ -559,15 +563,20 @@ __attribute__((noinline)) static void FN(ce_rows_tiled)(const FN(ce_job) *job, i
 {
     const lossk_class_args *a = job->a;
     const int64_t C = a->c, rt = FN(rows_per_tile)(C, a->n);
-    const T *x = a->input;
+    const int soft = job->k->soft;
+    const T *x = a->input, *tp = a->target_prob;
     T *grad = a->grad;
-    _Alignas(64) T xs[RT_VALUES], gs[RT_VALUES];
-    for (int64_t c = 0; c < C; c++)
+    _Alignas(64) T xs[RT_VALUES], gs[RT_VALUES], tps[soft ? RT_VALUES : 1];
+    for (int64_t c = 0; c < C; c++) {
         LOSSK_CAT(lossk_gather, SFX)(xs + c * rt, x + i * C + c, job->tile_rows, L);
+        if (soft)
+            LOSSK_CAT(lossk_gather, SFX)(tps + c * rt, tp + i * C + c, job->tile_rows, L);
+    }
     T g[TS];
-    FN(gfactors)(a, i, L, a->target, job->scale, g);
+    FN(gfactors)(a, i, L, soft ? NULL : a->target, job->scale, g);
     const T *pf = x + (i + 2 * L <= a->n ? i + L : i) * C;
-    FN(ce_tile)(job->k, C, rt, L, xs, a->target + i, a->ignore_index, NULL, g, grad ? gs : NULL, rt, loss, pf);
+    FN(ce_tile)(job->k, C, rt, L, xs, soft ? NULL : a->target + i, a->ignore_index, soft ? tps : NULL, g,
+                grad ? gs : NULL, rt, loss, pf);
     if (grad) {
         LOSSK_CAT(lossk_gather, SFX)(stage ? stage : grad + i * C, gs, job->tile_idx, L * C);
         if (stage)
@@ -712,7 +721,7 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
     const int stream = a->grad && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES
         && C * (S == 1 ? 1 : 2 * LANES) <= LOSSK_SCRATCH;
     /* rows of few classes as tiles */
-    const int tiled = S == 1 && !soft && C <= ROWS_TILED;
+    const int tiled = S == 1 && C <= ROWS_TILED(soft);
     int32_t tile_rows[tiled ? TS : 1], tile_idx[tiled ? RT_VALUES : 1];
     if (tiled)
         FN(tile_index)(C, FN(rows_per_tile)(C, np), tile_rows, tile_idx);

@@ -253,6 +253,7 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                             ((9000, 250), CASES["ce"], np.float64),
                             ((420000, 10), CASES["ce-w-ign_class"], np.float32),
                             ((2100001, 2), CASES["ce-w-ign_class"], np.float32),
+                            ((420001, 10), CASES["ce_prob-w"], np.float32),
                             ((210001, 10), CASES["ce-w-ign_neg-ls0.1"], np.float64),
                             ((200001, 21), CASES["ce-w-ign_class"], np.float32),
                             ((70001, 64), CASES["ce"], np.float32),
@@ -298,11 +299,13 @@ def test_streamed_rows_get_the_same_bits(shape, dtype):
 
 
 @pytest.mark.parametrize("C", [1, 2, 10, 15, 16, 17, 21, 32, 33, 48, 63, 64, 65, 100, 128, 129])
-@pytest.mark.parametrize("case", [CASES["ce"], CASES["ce-w-ign_class"], CASES["ce-ls0.1"]], ids=repr)
+@pytest.mark.parametrize("case", [CASES["ce"], CASES["ce-w-ign_class"], CASES["ce-ls0.1"], CASES["ce_prob-w"]],
+                         ids=repr)
 def test_short_rows_get_what_they_get_alone(case, C, dtype, rng):
-    """Rows of up to 128 (float32) or 64 (float64) one-hot classes go four at a time through a
-    path of their own (the last rows of a call one at a time, as a lone row does); each row's loss
-    and gradient must be the very numbers that row gets in a call of its own."""
+    """Rows of few classes go by tiles of up to 256 rows, other rows of up to 128 (float32) or 64
+    (float64) one-hot classes four at a time through a path of their own (the last rows of a call
+    one at a time, as a lone row does); each row's loss and gradient must be the very numbers that
+    row gets in a call of its own."""
     x, t, opts = case.build(rng, (11, C), dtype)
     f, f_grad, _ = functions(case.name)
     loss = f(x, t, reduction="none", **opts)

@@ -60,6 +60,8 @@ static const struct {
     class_fn fn[4];
     int64_t n, c, s;
     int grad_only;
+    double label_smoothing;
+    int prob; /* probability targets (fn is cross_entropy_prob) */
 } class_cases[] = {
     {"cross_entropy", VARIANTS(cross_entropy), 8192, 1000, 1, 0},
     {"cross_entropy_spatial", VARIANTS(cross_entropy), 16, 21, 128 * 128, 0},
@@ -73,6 +75,8 @@ static const struct {
     {"cross_entropy_c5", VARIANTS(cross_entropy), 524288, 5, 1, 0},
     {"cross_entropy_c16", VARIANTS(cross_entropy), 262144, 16, 1, 0},
     {"cross_entropy_c32", VARIANTS(cross_entropy), 131072, 32, 1, 0},
+    {"cross_entropy_c10_ls", VARIANTS(cross_entropy), 262144, 10, 1, 0, 0.1},
+    {"cross_entropy_prob_c10", VARIANTS(cross_entropy_prob), 262144, 10, 1, 0, 0, 1},
     {"cross_entropy_c100", VARIANTS(cross_entropy), 65536, 100, 1, 0},
     {"cross_entropy_small", VARIANTS(cross_entropy), 64, 10, 1, 0}, /* one thread: below the work threshold */
     {"nll", VARIANTS(nll), 8192, 1000, 1, 0},
@@ -214,8 +218,10 @@ int main(int argc, char **argv)
             int64_t *t = malloc((size_t)(N * S) * sizeof *t);
             for (int64_t j = 0; j < N * S; j++)
                 t[j] = (int64_t)(uniform() * (double)C);
+            void *tp = class_cases[i].prob ? fill((size_t)(N * C * S), f64, uniform) : NULL;
             double loss;
-            lossk_class_args a = {.n = N, .c = C, .s = S, .input = x, .target = t, .ignore_index = -100,
+            lossk_class_args a = {.n = N, .c = C, .s = S, .input = x, .target = tp ? NULL : t, .target_prob = tp,
+                                  .label_smoothing = class_cases[i].label_smoothing, .ignore_index = -100,
                                   .reduction = LOSSK_REDUCTION_SUM, .divisor = (double)(N * S),
                                   .loss = class_cases[i].grad_only ? NULL : &loss, .grad = grad,
                                   .grad_scale = 1.0 / (double)(N * S)};
@@ -230,6 +236,7 @@ int main(int argc, char **argv)
             free(x);
             free(grad);
             free(t);
+            free(tp);
         }
     }
     free(evict_buf);
