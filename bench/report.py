@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 import cases
 import measure
 
-MAIN_SIZES = {"full": ("large", "large 2d", "spatial", "medium"), "quick": ("large", "large 2d", "spatial")}
-PAIRED_SIZES = ("large", "large 2d", "spatial")     # their fused calls also timed in pairs with a copy
+MAIN_SIZES = {"full": ("large", "large 2d", "spatial", "few classes", "medium"),
+              "quick": ("large", "large 2d", "spatial", "few classes")}
+PAIRED_SIZES = ("large", "large 2d", "spatial", "few classes")  # their fused calls also timed in pairs with a copy
 PAIRED_VARIANTS = ("fused_out", "fused_alloc")
 SMALL_CASE = ("cross_entropy", (64, 10))
 SCALING_LOSSES = {"mse_loss": lambda n: (n,), "cross_entropy": lambda n: (n // 1000, 1000)}
