@@ -13,8 +13,9 @@
  *   lossk_log_unit_*    x in [0, 1]: no special-value selects; log(0) is a finite value below -100,
  *                       which the BCE clamp turns into -100;
  *   lossk_log_nonneg_*  +0 <= x <= 2^100 (float), 2^969 (double), which lossk_outside_nonneg_*
- *                       tests: the same, exact for subnormal x too, and bit for bit the general log
- *                       wherever x > 0;
+ *                       tests: the same, exact for subnormal x too, and the general log's very
+ *                       operations wherever x > 0 (the same bits, but where the compiler contracts
+ *                       them into FMAs otherwise in another loop);
  *   lossk_log1p_unit_*  y in [0, 1]: no range reduction (softplus).
  *
  * Polynomials are minimax fits for relative error (Remez exchange), each with its bound noted; the

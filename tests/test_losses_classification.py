@@ -254,6 +254,7 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                             ((420000, 10), CASES["ce-w-ign_class"], np.float32),
                             ((2100001, 2), CASES["ce-w-ign_class"], np.float32),
                             ((420001, 10), CASES["ce_prob-w"], np.float32),
+                            ((2100001, 2), CASES["nll-w-ign_class"], np.float32),
                             ((210001, 10), CASES["ce-w-ign_neg-ls0.1"], np.float64),
                             ((200001, 21), CASES["ce-w-ign_class"], np.float32),
                             ((70001, 64), CASES["ce"], np.float32),

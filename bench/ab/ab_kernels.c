@@ -80,6 +80,8 @@ static const struct {
     {"cross_entropy_c100", VARIANTS(cross_entropy), 65536, 100, 1, 0},
     {"cross_entropy_small", VARIANTS(cross_entropy), 64, 10, 1, 0}, /* one thread: below the work threshold */
     {"nll", VARIANTS(nll), 8192, 1000, 1, 0},
+    {"nll_c2", VARIANTS(nll), 1048576, 2, 1, 0},
+    {"nll_c10", VARIANTS(nll), 262144, 10, 1, 0},
     {"nll2d", VARIANTS(nll), 8, 21, 256 * 256, 0},
     {"nll2d_grad", VARIANTS(nll), 8, 21, 256 * 256, 1},
     {"nll2d_odd", VARIANTS(nll), 8, 21, 256 * 256 - 1, 0},
