@@ -492,7 +492,7 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
 #else
 #define ROWS_TILED(soft) ((sizeof(T) == 4 ? 64 : 32) >> (soft))
 #endif
-#define RT_VALUES 4096 /* values per tile: RT rows of C classes */
+#define RT_VALUES 4096 /* values per tile, at most: rt rows of C classes */
 LOSSK_INLINE int64_t FN(rows_per_tile)(int64_t C, int64_t N) /* N rows in all: no more than that */
 {
     const int64_t r = lossk_min64(TS, RT_VALUES / C), n = N + LANES - 1 - (N + LANES - 1) % LANES;
