@@ -207,16 +207,16 @@ LOSSK_DEFINE_TAIL(double, f64)
 #undef LOSSK_DEFINE_TAIL
 #endif
 
-/* dst[q] = src[idx[q]] for q in [0, n): vector gathers, which GCC's generic tuning makes of no loop
- * (its scalar loads and inserts cost a tile of short rows more than the tile's arithmetic). */
+/* dst[q] = src[idx[q]] for q in [0, n). With AVX-512, vector gathers, which GCC's generic tuning
+ * makes of no loop (on the Intel cores the variant is tuned for, its scalar loads and inserts cost a
+ * tile of short rows more than the tile's arithmetic). Not with AVX2: on an AMD Zen 3, tiles of
+ * short rows and NLL's rows took 0.70-0.87 of the time with scalar loads instead of AVX2 gathers,
+ * and the AVX2 variant is what runs on AMD cores before Zen 4 (whose gathers are slow) and on
+ * Intel cores without AVX-512 (whose gathers Downfall's microcode slows, up to the 11th generation). */
 #if defined(__AVX512F__)
 #define LOSSK_GATHER_F32(d, s, i) _mm512_storeu_ps(d, _mm512_i32gather_ps(_mm512_loadu_si512(i), s, 4))
 #define LOSSK_GATHER_F64(d, s, i) _mm512_storeu_pd(d, _mm512_i32gather_pd(_mm256_loadu_si256((const __m256i *)(i)), s, 8))
 #define LOSSK_GATHER_BYTES 64
-#elif defined(__AVX2__)
-#define LOSSK_GATHER_F32(d, s, i) _mm256_storeu_ps(d, _mm256_i32gather_ps(s, _mm256_loadu_si256((const __m256i *)(i)), 4))
-#define LOSSK_GATHER_F64(d, s, i) _mm256_storeu_pd(d, _mm256_i32gather_pd(s, _mm_loadu_si128((const __m128i *)(i)), 8))
-#define LOSSK_GATHER_BYTES 32
 #else
 #define LOSSK_GATHER_F32(d, s, i) ((void)0)
 #define LOSSK_GATHER_F64(d, s, i) ((void)0)
