@@ -505,13 +505,15 @@ static void FN(im2col)(const lossk_conv2d_args *a, const T *x, T *col)
                         continue;
                     }
                     const T *xr = x + (c * a->h + ih) * a->w + first;
-                    memset(o, 0, sizeof(T) * lo);
+                    /* one loop (with masked loads) rather than memset, memcpy, memset: the rows are
+                     * short, and the library calls held a tenth of the profile of a 3-channel layer's
+                     * forward pass */
                     if (sw == 1)
-                        memcpy(o + lo, xr + lo, sizeof(T) * (hi - lo));
+                        for (int64_t ow = 0; ow < Q; ow++)
+                            o[ow] = ow >= lo && ow < hi ? xr[ow] : 0;
                     else
-                        for (int64_t ow = lo; ow < hi; ow++)
-                            o[ow] = xr[ow * sw];
-                    memset(o + hi, 0, sizeof(T) * (Q - hi));
+                        for (int64_t ow = 0; ow < Q; ow++)
+                            o[ow] = ow >= lo && ow < hi ? xr[ow * sw] : 0;
                 }
             }
 }

@@ -111,6 +111,7 @@ CONV_CASES = [
     # (n, c, k, h, w, kernel, stride, padding, algo)
     (2, 2, 3, 6, 5, 3, 1, 1, "direct"),
     (2, 3, 2, 7, 7, (3, 2), (2, 1), (1, 0), "direct"),
+    (2, 2, 3, 7, 8, 3, (1, 2), (1, 2), "direct"),  # a column stride, and padding wider than it
     (1, 2, 3, 6, 6, 5, 1, 2, "direct"),
     (2, 3, 2, 6, 6, 5, 1, 2, "winograd"),
     (1, 2, 3, 7, 5, 5, 1, (0, 3), "winograd"),
