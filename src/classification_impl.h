@@ -501,6 +501,14 @@ LOSSK_INLINE int64_t FN(rows_per_tile)(int64_t C, int64_t N) /* N rows in all: n
     return lossk_min64(r - r % LANES, n);
 }
 
+/* Whether a tile's moves between rows of C classes and class planes are transposes (lossk_transpose,
+ * where the variant has them and C fills a block), rather than gathers. */
+LOSSK_INLINE int FN(tile_transposed)(int64_t C)
+{
+    const int64_t block = sizeof(T) == 4 ? LOSSK_TRANSPOSE_F32 : LOSSK_TRANSPOSE_F64;
+    return block > 0 && C >= block;
+}
+
 /* The gathers' indices for tiles of rt rows: rows[j] = j C, where row j starts; tile[j C + c] =
  * c rt + j, where the tile holds row j's class c. */
 static void FN(tile_index)(int64_t C, int64_t rt, int32_t *rows, int32_t *tile)
@@ -555,13 +563,14 @@ typedef struct {
     int stream;      /* build the gradient in scratch tiles and stream them out */
     int nb;          /* blocks */
     double *partial; /* per-block loss sums */
-    const int32_t *tile_rows, *tile_idx; /* for rows as tiles: tile_index's, else NULL */
+    int tiled;       /* rows as tiles */
+    const int32_t *tile_rows, *tile_idx; /* tile_index's, where the tiles' moves are gathers */
 } FN(ce_job);
 
-/* Rows i..i+L as a tile (a function of its own: inlined into ce_block, it made rows of 100 classes 4-7%
- * slower). stage: NULL, or scratch to stream the gradient from. */
-__attribute__((noinline)) static void FN(ce_rows_tiled)(const FN(ce_job) *job, int64_t i, int64_t L, T *stage,
-                                                         double *loss)
+/* Rows i..i+L as a tile, moved by transposes or by gathers. stage: NULL, or scratch to stream the
+ * gradient from. */
+LOSSK_INLINE void FN(ce_rows_tile)(const FN(ce_job) *job, int64_t i, int64_t L, T *stage, double *loss,
+                                   const int transpose)
 {
     const lossk_class_args *a = job->a;
     const int64_t C = a->c, rt = FN(rows_per_tile)(C, a->n);
@@ -569,21 +578,42 @@ __attribute__((noinline)) static void FN(ce_rows_tiled)(const FN(ce_job) *job, i
     const T *x = a->input, *tp = a->target_prob;
     T *grad = a->grad;
     _Alignas(64) T xs[RT_VALUES], gs[RT_VALUES], tps[soft ? RT_VALUES : 1];
-    for (int64_t c = 0; c < C; c++) {
-        LOSSK_CAT(lossk_gather, SFX)(xs + c * rt, x + i * C + c, job->tile_rows, L);
+    if (transpose) {
+        LOSSK_CAT(lossk_transpose, SFX)(xs, rt, x + i * C, C, L, C);
         if (soft)
-            LOSSK_CAT(lossk_gather, SFX)(tps + c * rt, tp + i * C + c, job->tile_rows, L);
-    }
+            LOSSK_CAT(lossk_transpose, SFX)(tps, rt, tp + i * C, C, L, C);
+    } else
+        for (int64_t c = 0; c < C; c++) {
+            LOSSK_CAT(lossk_gather, SFX)(xs + c * rt, x + i * C + c, job->tile_rows, L);
+            if (soft)
+                LOSSK_CAT(lossk_gather, SFX)(tps + c * rt, tp + i * C + c, job->tile_rows, L);
+        }
     T g[TS];
     FN(gfactors)(a, i, L, soft ? NULL : a->target, job->scale, g);
     const T *pf = x + (i + 2 * L <= a->n ? i + L : i) * C;
     FN(ce_tile)(job->k, C, rt, L, xs, soft ? NULL : a->target + i, a->ignore_index, soft ? tps : NULL, g,
                 grad ? gs : NULL, rt, loss, pf);
     if (grad) {
-        LOSSK_CAT(lossk_gather, SFX)(stage ? stage : grad + i * C, gs, job->tile_idx, L * C);
+        if (transpose)
+            LOSSK_CAT(lossk_transpose, SFX)(stage ? stage : grad + i * C, C, gs, rt, C, L);
+        else
+            LOSSK_CAT(lossk_gather, SFX)(stage ? stage : grad + i * C, gs, job->tile_idx, L * C);
         if (stage)
             STREAM(grad + i * C, stage, L * C);
     }
+}
+
+/* Each a function of its own: inlined into ce_block, the tile made rows of 100 classes 4-7% slower,
+ * and the gathers' loop with the transposes beside it made rows of 2 and 5 classes 4-6% slower. */
+__attribute__((noinline)) static void FN(ce_rows_transposed)(const FN(ce_job) *job, int64_t i, int64_t L, T *stage,
+                                                              double *loss)
+{
+    FN(ce_rows_tile)(job, i, L, stage, loss, 1);
+}
+__attribute__((noinline)) static void FN(ce_rows_gathered)(const FN(ce_job) *job, int64_t i, int64_t L, T *stage,
+                                                            double *loss)
+{
+    FN(ce_rows_tile)(job, i, L, stage, loss, 0);
 }
 
 LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
@@ -612,9 +642,9 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
     for (int64_t i = start; i < end;) {
         double l[TS]; /* the losses of positions i, i + 1, ... i + count - 1 */
         int64_t count;
-        if (job->tile_idx) {
+        if (job->tiled) {
             count = lossk_min64(FN(rows_per_tile)(C, np), end - i);
-            FN(ce_rows_tiled)(job, i, count, stream ? scratch : NULL, l);
+            (job->tile_idx ? FN(ce_rows_gathered) : FN(ce_rows_transposed))(job, i, count, stream ? scratch : NULL, l);
         } else if (short_rows && end - i >= RB) {
             int64_t tr[RB];
             T g[RB];
@@ -723,12 +753,13 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
     const int stream = a->grad && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES
         && C * (S == 1 ? 1 : 2 * LANES) <= LOSSK_SCRATCH;
     /* rows of few classes as tiles */
-    const int tiled = S == 1 && C <= ROWS_TILED(soft);
-    int32_t tile_rows[tiled ? TS : 1], tile_idx[tiled ? RT_VALUES : 1];
-    if (tiled)
+    const int tiled = S == 1 && C <= ROWS_TILED(soft), gathered = tiled && !FN(tile_transposed)(C);
+    int32_t tile_rows[gathered ? TS : 1], tile_idx[gathered ? RT_VALUES : 1];
+    if (gathered)
         FN(tile_index)(C, FN(rows_per_tile)(C, np), tile_rows, tile_idx);
     const FN(ce_job) job = {a, &k, a->mean_by_weight ? (T)(1.0 / divisor) : (T)1, reduce, stream,
-                            lossk_blocks(np, np * C * 2), partial, tiled ? tile_rows : NULL, tiled ? tile_idx : NULL};
+                            lossk_blocks(np, np * C * 2), partial, tiled, gathered ? tile_rows : NULL,
+                            gathered ? tile_idx : NULL};
     LOSSK_FOR_BLOCKS(lossk_threads_for(np * C * 2), job.nb, FN(ce_block), &job);
     if (reduce && a->loss)
         *(T *)a->loss = FN(reduced_loss)(partial, job.nb, divisor, a->mean_by_weight);

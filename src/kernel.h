@@ -240,6 +240,76 @@ LOSSK_DEFINE_GATHER(double, f64, LOSSK_GATHER_F64)
 #undef LOSSK_GATHER_F64
 #undef LOSSK_GATHER_BYTES
 
+/* dst[c ldd + j] = src[j lds + c] for j < n, c < m (dst and src apart): a block of rows into class
+ * planes, or back. With AVX2 (and not AVX-512, whose gathers serve instead), by in-register
+ * transposes of B x B blocks, B = LOSSK_TRANSPOSE_F32 (F64), where n and m are at least B: a load,
+ * 3 shuffles and a store per row of a block, where the scalar form of lossk_gather pays an index
+ * load, a load and a shuffle per value. B = 0: no transposes in this variant. */
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#define LOSSK_TRANSPOSE_F32 8
+#define LOSSK_TRANSPOSE_F64 4
+static inline void lossk_transpose_block_f32(float *dst, int64_t ldd, const float *src, int64_t lds)
+{
+    __m256 r[8], t[8], u[8];
+    for (int k = 0; k < 8; k++)
+        r[k] = _mm256_loadu_ps(src + k * lds);
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+        u[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+        u[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xee);
+        u[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        u[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xee);
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(dst + k * ldd, _mm256_permute2f128_ps(u[k], u[k + 4], 0x20));
+        _mm256_storeu_ps(dst + (k + 4) * ldd, _mm256_permute2f128_ps(u[k], u[k + 4], 0x31));
+    }
+}
+static inline void lossk_transpose_block_f64(double *dst, int64_t ldd, const double *src, int64_t lds)
+{
+    __m256d r[4], t[4];
+    for (int k = 0; k < 4; k++)
+        r[k] = _mm256_loadu_pd(src + k * lds);
+    for (int k = 0; k < 4; k += 2) {
+        t[k] = _mm256_unpacklo_pd(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_pd(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 2; k++) {
+        _mm256_storeu_pd(dst + k * ldd, _mm256_permute2f128_pd(t[k], t[k + 2], 0x20));
+        _mm256_storeu_pd(dst + (k + 2) * ldd, _mm256_permute2f128_pd(t[k], t[k + 2], 0x31));
+    }
+}
+#define LOSSK_TRANSPOSE_BLOCK(sfx, d, ldd, s, lds) lossk_transpose_block_##sfx(d, ldd, s, lds)
+#else
+#define LOSSK_TRANSPOSE_F32 0
+#define LOSSK_TRANSPOSE_F64 0
+#define LOSSK_TRANSPOSE_BLOCK(sfx, d, ldd, s, lds) ((void)0)
+#endif
+#define LOSSK_DEFINE_TRANSPOSE(T, sfx, B) \
+    static inline void lossk_transpose_##sfx(T *restrict dst, int64_t ldd, const T *restrict src, int64_t lds, \
+                                             int64_t n, int64_t m) \
+    { \
+        if (B == 0 || n < B || m < B) { \
+            for (int64_t j = 0; j < n; j++) \
+                for (int64_t c = 0; c < m; c++) \
+                    dst[c * ldd + j] = src[j * lds + c]; \
+            return; \
+        } \
+        /* the last block of a row or column overlaps the one before it, whose values it rewrites */ \
+        for (int64_t j = 0; j < n; j += B) \
+            for (int64_t c = 0; c < m; c += B) { \
+                const int64_t jb = j + B <= n ? j : n - B, cb = c + B <= m ? c : m - B; \
+                LOSSK_TRANSPOSE_BLOCK(sfx, dst + cb * ldd + jb, ldd, src + jb * lds + cb, lds); \
+            } \
+    }
+LOSSK_DEFINE_TRANSPOSE(float, f32, LOSSK_TRANSPOSE_F32)
+LOSSK_DEFINE_TRANSPOSE(double, f64, LOSSK_TRANSPOSE_F64)
+#undef LOSSK_DEFINE_TRANSPOSE
+#undef LOSSK_TRANSPOSE_BLOCK
+
 #if !(defined(__x86_64__) || defined(_M_X64))
 #include <string.h>
 static inline void lossk_stream_fence(void) {}

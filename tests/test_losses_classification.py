@@ -272,7 +272,7 @@ def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, resto
                          ids=lambda p: shape_id(p) if isinstance(p, tuple) else np.dtype(p).name if isinstance(p, type) else repr(p))
 def test_large_outputs(case, shape, dtype):
     """Gradients past 16 MiB take the streaming path, staged in runs of positions that fit 32 KiB
-    (rows of few classes: tiles of up to 256 rows, moved in and out by gathers; other rows of up to
+    (rows of few classes: tiles of up to 256 rows, moved in and out by gathers or transposes; other rows of up to
     128 one-hot float32 classes: groups of 4 rows, batched by about 4 KiB, the odd rows at a block's
     end one at a time): same numbers as small slices (with 100 float32 classes, spatial runs are 80 positions; with
     10000, NLL stages one row at a time; float64 spatial runs of 21 classes are 192 positions, which
@@ -299,7 +299,7 @@ def test_streamed_rows_get_the_same_bits(shape, dtype):
     assert_bitwise_equal(out, np.concatenate(chunks), "grad into out")
 
 
-@pytest.mark.parametrize("C", [1, 2, 10, 15, 16, 17, 21, 32, 33, 48, 63, 64, 65, 100, 128, 129])
+@pytest.mark.parametrize("C", [1, 2, 4, 5, 8, 9, 10, 15, 16, 17, 21, 32, 33, 48, 63, 64, 65, 100, 128, 129])
 @pytest.mark.parametrize("case", [CASES["ce"], CASES["ce-w-ign_class"], CASES["ce-ls0.1"], CASES["ce_prob-w"]],
                          ids=repr)
 def test_short_rows_get_what_they_get_alone(case, C, dtype, rng):
