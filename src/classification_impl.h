@@ -482,15 +482,20 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
  * - AVX-512: one-hot float32 rows of 2, 5, 10, 12, 14 and 16 classes 0.25, 0.40, 0.74, 0.84, 0.95
  *   and 1.09, float64 rows of 10 and 12 classes 0.85 and 1.00; rows of 10 classes with label
  *   smoothing 0.36 / 0.50 (float32 / float64), with probability targets 0.46 / 0.62.
- * - AVX2, whose ce_rows_short moves a row's last chunk by scalar loads and stores: one-hot float32
- *   rows of 2, 10, 32, 64 and 100 classes 0.09, 0.21, 0.46, 0.77 and 0.87, float64 rows of 10, 32
+ * - AVX2 on the Intel core, with AVX2 gathers (the baseline variant keeps these bounds), whose
+ *   ce_rows_short moves a row's last chunk by scalar loads and stores: one-hot float32 rows of 2,
+ *   10, 32, 64 and 100 classes 0.09, 0.21, 0.46, 0.77 and 0.87, float64 rows of 10, 32
  *   and 64 classes 0.36, 0.81 and 1.02; label smoothing, float32 rows of 64 and 100 classes 0.79
  *   and 1.05; probability targets, float32 rows of 32, 64 and 100 classes 0.63, 1.12 and 1.37,
- *   float64 rows of 32 classes 1.03. Measured again on an AMD Zen 3, where the AVX2 variant moves
- *   the tiles' values by scalar loads: float32 rows of 100 classes as a tile 1.06, float64 rows of
- *   64 classes 0.87, 1.22 and 0.98 in three runs (noise), float64 probability rows of 32 0.90–0.93. */
+ *   float64 rows of 32 classes 1.03.
+ * - AVX2 on an AMD Zen 3, where tiles of 8+ float32 (4+ float64) classes are moved by transposes
+ *   (the bounds above doubled): float32 rows of 100, 128 and 256 classes 0.69-0.73, 0.76-0.83 and
+ *   1.36, probability targets, rows of 64 classes 0.87; float64 rows of 64, 100 and 128 classes
+ *   0.78-0.95, 0.96-0.97 and 1.04, probability targets, rows of 32 classes 0.70. */
 #if defined(__AVX512F__)
 #define ROWS_TILED(soft) (sizeof(T) == 4 ? 14 : 10)
+#elif defined(__AVX2__)
+#define ROWS_TILED(soft) ((sizeof(T) == 4 ? 128 : 64) >> (soft))
 #else
 #define ROWS_TILED(soft) ((sizeof(T) == 4 ? 64 : 32) >> (soft))
 #endif

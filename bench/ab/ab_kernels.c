@@ -75,8 +75,10 @@ static const struct {
     {"cross_entropy_c5", VARIANTS(cross_entropy), 524288, 5, 1, 0},
     {"cross_entropy_c16", VARIANTS(cross_entropy), 262144, 16, 1, 0},
     {"cross_entropy_c32", VARIANTS(cross_entropy), 131072, 32, 1, 0},
+    {"cross_entropy_c128", VARIANTS(cross_entropy), 32768, 128, 1, 0},
     {"cross_entropy_c10_ls", VARIANTS(cross_entropy), 262144, 10, 1, 0, 0.1},
     {"cross_entropy_prob_c10", VARIANTS(cross_entropy_prob), 262144, 10, 1, 0, 0, 1},
+    {"cross_entropy_prob_c64", VARIANTS(cross_entropy_prob), 65536, 64, 1, 0, 0, 1},
     {"cross_entropy_c100", VARIANTS(cross_entropy), 65536, 100, 1, 0},
     {"cross_entropy_small", VARIANTS(cross_entropy), 64, 10, 1, 0}, /* one thread: below the work threshold */
     {"nll", VARIANTS(nll), 8192, 1000, 1, 0},
