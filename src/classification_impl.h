@@ -649,7 +649,10 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
         int64_t count;
         if (job->tiled) {
             count = lossk_min64(FN(rows_per_tile)(C, np), end - i);
-            (job->tile_idx ? FN(ce_rows_gathered) : FN(ce_rows_transposed))(job, i, count, stream ? scratch : NULL, l);
+            if (job->tile_idx)
+                FN(ce_rows_gathered)(job, i, count, stream ? scratch : NULL, l);
+            else
+                FN(ce_rows_transposed)(job, i, count, stream ? scratch : NULL, l);
         } else if (short_rows && end - i >= RB) {
             int64_t tr[RB];
             T g[RB];
