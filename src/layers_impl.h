@@ -9,11 +9,16 @@ typedef TI FN(ivec) __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_
  * A is read through strides (element (i, l) at A[i ars + l als]), so a transposed operand costs
  * nothing; B and C have unit column stride. Single-threaded: callers split the work. Each element
  * of C is one sequential sum over l whatever the tile it falls in, so any split of rows or
- * columns gives the same bits. */
+ * columns gives the same bits.
+ * gemm_shifted reads B through two tables of offsets instead: vector t of row l (VL columns) at
+ * B + boff[l] + voff[t]. Its rows then overlap, as the taps of a stride-1 convolution read one
+ * padded image (conv2d_forward). */
 
-/* mr and nv are constants at every call: the MR x NV tile stays in registers. */
+/* mr, nv and whether the tables are NULL are constants at every call: the MR x NV tile stays in
+ * registers. */
 LOSSK_INLINE void FN(gemm_tile)(const int mr, const int nv, int64_t kk, const T *A, int64_t ars, int64_t als,
-                                const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
+                                const T *B, int64_t ldb, const int64_t *boff, const int64_t *voff, T *C,
+                                int64_t ldc, int acc)
 {
     VEC c[MR][NV];
 #pragma GCC unroll 8
@@ -21,11 +26,16 @@ LOSSK_INLINE void FN(gemm_tile)(const int mr, const int nv, int64_t kk, const T 
 #pragma GCC unroll 8
         for (int v = 0; v < nv; v++)
             c[i][v] = acc ? *(const VEC *)(C + i * ldc + v * VL) : (VEC){0};
-    for (int64_t l = 0; l < kk; l++, A += als, B += ldb) {
+    const T *Bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < nv; v++)
+        Bv[v] = voff ? B + voff[v] : B + v * VL;
+    for (int64_t l = 0; l < kk; l++, A += als) {
+        const int64_t row = boff ? boff[l] : l * ldb;
         VEC b[NV];
 #pragma GCC unroll 8
         for (int v = 0; v < nv; v++)
-            b[v] = *(const VEC *)(B + v * VL);
+            b[v] = *(const VEC *)(Bv[v] + row);
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
@@ -52,19 +62,30 @@ static void FN(gemm_tail)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t 
         }
 }
 
-/* Every tile shape is its own function, so that register allocation sees one small loop nest. */
+/* Every tile shape is its own function, so that register allocation sees one small loop nest;
+ * tile_ for gemm, stile_ (B through the tables) for gemm_shifted. */
 #define TILE(mr, nv) \
     __attribute__((noinline)) static void FN(tile_##mr##_##nv)(int64_t kk, const T *A, int64_t ars, int64_t als, \
-                                                                 const T *B, int64_t ldb, T *C, int64_t ldc, int acc) \
-    { FN(gemm_tile)(mr < MR ? mr : MR, nv < NV ? nv : NV, kk, A, ars, als, B, ldb, C, ldc, acc); }
+                                                                 const T *B, int64_t ldb, const int64_t *boff, \
+                                                                 const int64_t *voff, T *C, int64_t ldc, int acc) \
+    { \
+        (void)boff; (void)voff; \
+        FN(gemm_tile)(mr < MR ? mr : MR, nv < NV ? nv : NV, kk, A, ars, als, B, ldb, NULL, NULL, C, ldc, acc); \
+    } \
+    __attribute__((noinline)) static void FN(stile_##mr##_##nv)(int64_t kk, const T *A, int64_t ars, int64_t als, \
+                                                                  const T *B, int64_t ldb, const int64_t *boff, \
+                                                                  const int64_t *voff, T *C, int64_t ldc, int acc) \
+    { FN(gemm_tile)(mr < MR ? mr : MR, nv < NV ? nv : NV, kk, A, ars, als, B, ldb, boff, voff, C, ldc, acc); }
 #define TILES(nv) TILE(1, nv) TILE(2, nv) TILE(3, nv) TILE(4, nv) TILE(5, nv) TILE(6, nv)
 TILES(1) TILES(2) TILES(3) TILES(4)
 #undef TILES
 #undef TILE
 
-typedef void (*FN(tile_fn))(int64_t, const T *, int64_t, int64_t, const T *, int64_t, T *, int64_t, int);
-#define ROW(nv) {FN(tile_1_##nv), FN(tile_2_##nv), FN(tile_3_##nv), FN(tile_4_##nv), FN(tile_5_##nv), FN(tile_6_##nv)}
-static const FN(tile_fn) FN(tiles)[4][6] = {ROW(1), ROW(2), ROW(3), ROW(4)};
+typedef void (*FN(tile_fn))(int64_t, const T *, int64_t, int64_t, const T *, int64_t, const int64_t *,
+                            const int64_t *, T *, int64_t, int);
+#define ROW(t, nv) {FN(t##_1_##nv), FN(t##_2_##nv), FN(t##_3_##nv), FN(t##_4_##nv), FN(t##_5_##nv), FN(t##_6_##nv)}
+static const FN(tile_fn) FN(tiles)[4][6] = {ROW(tile, 1), ROW(tile, 2), ROW(tile, 3), ROW(tile, 4)};
+static const FN(tile_fn) FN(stiles)[4][6] = {ROW(stile, 1), ROW(stile, 2), ROW(stile, 3), ROW(stile, 4)};
 #undef ROW
 
 static void FN(gemm)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, int64_t als,
@@ -74,21 +95,40 @@ static void FN(gemm)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, 
     while (j + VL <= n) {
         const int64_t nv = lossk_min64(NV, (n - j) / VL);
         for (int64_t i = 0; i < m; i += MR)
-            FN(tiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A + i * ars, ars, als, B + j, ldb, C + i * ldc + j,
-                                                           ldc, acc);
+            FN(tiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A + i * ars, ars, als, B + j, ldb, NULL, NULL,
+                                                           C + i * ldc + j, ldc, acc);
         j += nv * VL;
     }
     if (j < n)
         FN(gemm_tail)(m, n - j, kk, A, ars, als, B + j, ldb, C + j, ldc, acc);
 }
 
+/* C (m, nvec VL) = [C +] A (m, kk) B, vector t of B's row l at B + boff[l] + voff[t] */
+static void FN(gemm_shifted)(int64_t m, int64_t nvec, int64_t kk, const T *A, int64_t ars, int64_t als, const T *B,
+                             const int64_t *boff, const int64_t *voff, T *C, int64_t ldc, int acc)
+{
+    for (int64_t t = 0; t < nvec; t += NV) {
+        const int64_t nv = lossk_min64(NV, nvec - t);
+        for (int64_t i = 0; i < m; i += MR)
+            FN(stiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A + i * ars, ars, als, B, 0, boff, voff + t,
+                                                            C + i * ldc + t * VL, ldc, acc);
+    }
+}
+
 /* ---- Dot-product GEMM: C (m, n) = [C +] A (m, kk) B (n, kk)^T -----------------------------------
  * Rows of A and B both run along the reduction, so each element of C is a dot product: summed in
- * VL lanes (element l into lane l % VL), the lanes then added by halves, whatever the tile. */
+ * VL lanes (element l into lane l % VL), the lanes then added by halves, whatever the tile.
+ * With tables (kk a multiple of VL), row j of B starts at B + boff[j], and its elements
+ * [t VL, t VL + VL) are at voff[t] from there: the taps of a stride-1 convolution reading its padded
+ * image (conv2d_backward_weight). */
 
 LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const T *A, int64_t lda, const T *B,
-                                   int64_t ldb, T *C, int64_t ldc, int acc)
+                                   int64_t ldb, const int64_t *boff, const int64_t *voff, T *C, int64_t ldc, int acc)
 {
+    const T *Bj[NT_NR];
+#pragma GCC unroll 8
+    for (int j = 0; j < nr; j++)
+        Bj[j] = boff ? B + boff[j] : B + j * ldb;
     VEC c[NT_MR][NT_NR];
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
@@ -97,13 +137,14 @@ LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const
             c[i][j] = (VEC){0};
     int64_t l = 0;
     for (; l + VL <= kk; l += VL) {
+        const int64_t at = voff ? voff[l / VL] : l;
         VEC a[NT_MR];
 #pragma GCC unroll 8
         for (int i = 0; i < mr; i++)
             a[i] = *(const VEC *)(A + i * lda + l);
 #pragma GCC unroll 8
         for (int j = 0; j < nr; j++) {
-            const VEC b = *(const VEC *)(B + j * ldb + l);
+            const VEC b = *(const VEC *)(Bj[j] + at);
 #pragma GCC unroll 8
             for (int i = 0; i < mr; i++)
                 c[i][j] += a[i] * b;
@@ -117,35 +158,50 @@ LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const
         for (int j = 0; j < nr; j++) {
             VEC v = c[i][j];
             for (int64_t t = 0; l + t < kk; t++)
-                v[t] += A[i * lda + l + t] * B[j * ldb + l + t];
+                v[t] += A[i * lda + l + t] * Bj[j][l + t];
             for (int round = 0; round < __builtin_ctzll(VL); round++)
                 v += __builtin_shuffle(v, swap[round]);
             C[i * ldc + j] = acc ? C[i * ldc + j] + v[0] : v[0];
         }
 }
 
+/* nt_tile_ with a row stride, snt_tile_ with the tables */
 #define TILE(mr, nr) \
     __attribute__((noinline)) static void FN(nt_tile_##mr##_##nr)(int64_t kk, const T *A, int64_t lda, const T *B, \
-                                                                    int64_t ldb, T *C, int64_t ldc, int acc) \
-    { FN(gemm_nt_tile)(mr < NT_MR ? mr : NT_MR, nr < NT_NR ? nr : NT_NR, kk, A, lda, B, ldb, C, ldc, acc); }
+                                                                    int64_t ldb, const int64_t *boff, \
+                                                                    const int64_t *voff, T *C, int64_t ldc, int acc) \
+    { \
+        (void)boff; (void)voff; \
+        FN(gemm_nt_tile)(mr < NT_MR ? mr : NT_MR, nr < NT_NR ? nr : NT_NR, kk, A, lda, B, ldb, NULL, NULL, C, ldc, \
+                         acc); \
+    } \
+    __attribute__((noinline)) static void FN(snt_tile_##mr##_##nr)(int64_t kk, const T *A, int64_t lda, const T *B, \
+                                                                     int64_t ldb, const int64_t *boff, \
+                                                                     const int64_t *voff, T *C, int64_t ldc, int acc) \
+    { FN(gemm_nt_tile)(mr < NT_MR ? mr : NT_MR, nr < NT_NR ? nr : NT_NR, kk, A, lda, B, ldb, boff, voff, C, ldc, acc); }
 #define TILES(mr) TILE(mr, 1) TILE(mr, 2) TILE(mr, 3) TILE(mr, 4) TILE(mr, 5) TILE(mr, 6)
 TILES(1) TILES(2) TILES(3) TILES(4)
 #undef TILES
 #undef TILE
 
-typedef void (*FN(nt_tile_fn))(int64_t, const T *, int64_t, const T *, int64_t, T *, int64_t, int);
-#define ROW(mr) {FN(nt_tile_##mr##_1), FN(nt_tile_##mr##_2), FN(nt_tile_##mr##_3), FN(nt_tile_##mr##_4), \
-                 FN(nt_tile_##mr##_5), FN(nt_tile_##mr##_6)}
-static const FN(nt_tile_fn) FN(nt_tiles)[4][6] = {ROW(1), ROW(2), ROW(3), ROW(4)};
+typedef void (*FN(nt_tile_fn))(int64_t, const T *, int64_t, const T *, int64_t, const int64_t *, const int64_t *,
+                               T *, int64_t, int);
+#define ROW(t, mr) {FN(t##_##mr##_1), FN(t##_##mr##_2), FN(t##_##mr##_3), FN(t##_##mr##_4), FN(t##_##mr##_5), \
+                    FN(t##_##mr##_6)}
+static const FN(nt_tile_fn) FN(nt_tiles)[2][4][6] = {
+    {ROW(nt_tile, 1), ROW(nt_tile, 2), ROW(nt_tile, 3), ROW(nt_tile, 4)},
+    {ROW(snt_tile, 1), ROW(snt_tile, 2), ROW(snt_tile, 3), ROW(snt_tile, 4)}};
 #undef ROW
 
+/* B's rows with a stride ldb, or (boff, voff not NULL) through the tables */
 static void FN(gemm_nt)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t lda, const T *B, int64_t ldb,
-                        T *C, int64_t ldc, int acc)
+                        const int64_t *boff, const int64_t *voff, T *C, int64_t ldc, int acc)
 {
     for (int64_t i = 0; i < m; i += NT_MR)
         for (int64_t j = 0; j < n; j += NT_NR)
-            FN(nt_tiles)[lossk_min64(NT_MR, m - i) - 1][lossk_min64(NT_NR, n - j) - 1](
-                kk, A + i * lda, lda, B + j * ldb, ldb, C + i * ldc + j, ldc, acc);
+            FN(nt_tiles)[boff != NULL][lossk_min64(NT_MR, m - i) - 1][lossk_min64(NT_NR, n - j) - 1](
+                kk, A + i * lda, lda, boff ? B : B + j * ldb, ldb, boff ? boff + j : NULL, voff, C + i * ldc + j, ldc,
+                acc);
 }
 
 /* Sum of x[0..n) in VL lanes (element i into lane i % VL), the lanes then added in order. */
@@ -518,6 +574,63 @@ static void FN(im2col)(const lossk_conv2d_args *a, const T *x, T *col)
             }
 }
 
+/* ---- Stride-1 convolution: a GEMM over the padded image --------------------------------------
+ * With stride 1, tap (c, r, s) of output pixel (oh, ow) reads pixel (oh + r, ow + s) of the
+ * zero-padded image xp (C, HP, WP), at xp + (c HP + r) WP + s + (oh WP + ow). So each output
+ * plane, its rows rounded up to whole vectors (P, QV), is a GEMM (gemm_shifted) whose B is the
+ * padded image itself read through offsets: boff[(c, r, s)] = (c HP + r) WP + s for the taps,
+ * voff[t] = oh WP + ow for vector t of the plane. No im2col, and B is a few kilobytes that stay
+ * in L1 for a small first layer. */
+
+static inline int64_t FN(shifted_qv)(const lossk_conv2d_args *a) { return (a->q + VL - 1) / VL * VL; }
+
+/* The weight gradient sums over output pixels, and a row's pixels past Q are not there to sum
+ * (nor should they meet an inf), so it goes shifted only with rows of whole vectors. */
+static int FN(conv_shifted)(const lossk_conv2d_args *a, int op)
+{
+    return a->stride_h == 1 && a->stride_w == 1
+           && (op == OP_FORWARD || (op == OP_BACKWARD_WEIGHT && FN(shifted_qv)(a) == a->q));
+}
+
+/* the padded image; the last row's columns past Q read up to VL elements past it */
+static inline int64_t FN(shifted_xp_n)(const lossk_conv2d_args *a)
+{
+    return ALIGN_UP(a->c * (a->h + 2 * a->pad_h) * (a->w + 2 * a->pad_w) + VL);
+}
+
+/* boff (C R S) and voff (P QV / VL) */
+static void FN(shifted_offsets)(const lossk_conv2d_args *a, int64_t *boff, int64_t *voff)
+{
+    const int64_t HP = a->h + 2 * a->pad_h, WP = a->w + 2 * a->pad_w, QV = FN(shifted_qv)(a);
+    for (int64_t c = 0; c < a->c; c++)
+        for (int64_t r = 0; r < a->r; r++)
+            for (int64_t s = 0; s < a->s; s++)
+                boff[(c * a->r + r) * a->s + s] = (c * HP + r) * WP + s;
+    for (int64_t oh = 0; oh < a->p; oh++)
+        for (int64_t ow = 0; ow < QV; ow += VL)
+            voff[(oh * QV + ow) / VL] = oh * WP + ow;
+}
+
+/* Per-thread scratch of one image of an op that is not Winograd's: im2col's col, or the padded
+ * image and (forward, rows not whole vectors) the wide output. */
+static int64_t FN(conv_image_n)(const lossk_conv2d_args *a, int op)
+{
+    if (!FN(conv_shifted)(a, op))
+        return ALIGN_UP(a->c * a->r * a->s * FN(col_ld)(a));
+    const int64_t QV = FN(shifted_qv)(a);
+    return FN(shifted_xp_n)(a) + (op == OP_FORWARD && QV != a->q ? ALIGN_UP(a->k * a->p * QV) : 0);
+}
+
+/* x (C, H, W) -> xp (C, HP, WP), zeros around and past it */
+static void FN(pad_image)(const lossk_conv2d_args *a, const T *x, T *xp)
+{
+    const int64_t HP = a->h + 2 * a->pad_h, WP = a->w + 2 * a->pad_w;
+    memset(xp, 0, sizeof(T) * FN(shifted_xp_n)(a));
+    for (int64_t c = 0; c < a->c; c++)
+        for (int64_t ih = 0; ih < a->h; ih++)
+            memcpy(xp + (c * HP + ih + a->pad_h) * WP + a->pad_w, x + (c * a->h + ih) * a->w, sizeof(T) * a->w);
+}
+
 /* dx (C, H, W) = sum of col's entries over the taps that read each pixel. */
 static void FN(col2im)(const lossk_conv2d_args *a, const T *col, T *dx)
 {
@@ -762,8 +875,11 @@ static void FN(conv_scratch)(const lossk_conv2d_args *a, int op, int64_t *shared
         *per_thread = unpool + FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
         *shared = op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(WF * g.cp * g.kp + a->k) : ALIGN_UP(WF * g.cp * g.kp + g.kp);
     } else {
-        *per_thread = unpool + ALIGN_UP(L * FN(col_ld)(a)) + (op == OP_FORWARD && a->pool ? ALIGN_UP(PQ * a->k) : 0);
-        *shared = op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(L * a->k + a->k) : 0;
+        const int shifted = FN(conv_shifted)(a, op);
+        const int64_t tables = L + a->p * FN(shifted_qv)(a) / VL; /* boff and voff, int64_t */
+        *per_thread = unpool + FN(conv_image_n)(a, op) + (op == OP_FORWARD && a->pool ? ALIGN_UP(PQ * a->k) : 0);
+        *shared = (op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(L * a->k + a->k) : 0)
+                  + (shifted ? ALIGN_UP(tables * (int64_t)(sizeof(int64_t) / sizeof(T))) : 0);
     }
 }
 
@@ -826,14 +942,31 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
                            y + n * ysize, ysize, a->pool ? a->indices + n * ysize : NULL, scratch + THREAD_ID() * pt);
         return LOSSK_OK;
     }
+    /* shifted: planes of rows QV long go to wide, then to yn; straight to yn when QV = Q */
+    const int shifted = FN(conv_shifted)(a, OP_FORWARD);
+    const int64_t QV = FN(shifted_qv)(a), PQV = a->p * QV;
+    const int64_t buf_n = FN(conv_image_n)(a, OP_FORWARD);
+    int64_t *boff = (int64_t *)shared, *voff = boff + L;
+    if (shifted)
+        FN(shifted_offsets)(a, boff, voff);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t n = 0; n < a->n; n++) {
-        T *col = scratch + THREAD_ID() * pt, *yn = a->pool ? col + ALIGN_UP(L * FN(col_ld)(a)) : y + n * ysize;
-        FN(im2col)(a, x + n * a->c * a->h * a->w, col);
+        T *buf = scratch + THREAD_ID() * pt, *yn = a->pool ? buf + buf_n : y + n * ysize;
+        T *wide = shifted && QV != a->q ? buf + FN(shifted_xp_n)(a) : yn;
+        const T *xn = x + n * a->c * a->h * a->w;
+        const int64_t ldc = shifted ? PQV : PQ;
         for (int64_t k = 0; k < a->k; k++)
-            for (int64_t i = 0; i < PQ; i++)
-                yn[k * PQ + i] = bias ? bias[k] : 0;
-        FN(gemm)(a->k, PQ, L, w, L, 1, col, FN(col_ld)(a), yn, PQ, 1);
+            for (int64_t i = 0; i < ldc; i++)
+                wide[k * ldc + i] = bias ? bias[k] : 0;
+        if (shifted) {
+            FN(pad_image)(a, xn, buf);
+            FN(gemm_shifted)(a->k, PQV / VL, L, w, L, 1, buf, boff, voff, wide, PQV, 1);
+            for (int64_t kp = 0; wide != yn && kp < a->k * a->p; kp++)
+                memcpy(yn + kp * a->q, wide + kp * QV, sizeof(T) * a->q);
+        } else {
+            FN(im2col)(a, xn, buf);
+            FN(gemm)(a->k, PQ, L, w, L, 1, buf, FN(col_ld)(a), yn, PQ, 1);
+        }
         for (int64_t k = 0; a->pool && k < a->k; k++) /* pooled while the image is in cache */
             FN(pool_plane)(yn + k * PQ, a->p, a->q, 2, 2, 2, 2, a->p / 2, a->q / 2, y + n * ysize + k * PQ / 4,
                            a->indices + n * ysize + k * PQ / 4);
@@ -898,6 +1031,10 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
     const int64_t nb = lossk_min64(a->n, WGRAD_BLOCKS), part_n = ALIGN_UP((wino ? WF * g.cp * g.kp : L * K) + K);
     int64_t xp_n, v_n, m_n;
     FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
+    const int shifted = !wino && FN(conv_shifted)(a, OP_BACKWARD_WEIGHT);
+    int64_t *boff = (int64_t *)(shared + nb * part_n), *voff = boff + L;
+    if (shifted)
+        FN(shifted_offsets)(a, boff, voff);
     int bad = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -924,9 +1061,12 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                         for (int e = 0; e < WF; e++)
                             FN(gemm)(g.cp, g.kp, (gi + 1) * g.nt, V + e * g.cp, 1, WF * g.cp, dM + e * g.kp,
                                      WF * g.kp, part + e * g.cp * g.kp, g.kp, n - gi > n0);
+                } else if (shifted) {
+                    FN(pad_image)(a, xn, tw);
+                    FN(gemm_nt)(K, L, PQ, dyn, PQ, tw, 0, boff, voff, part, L, n > n0);
                 } else {
                     FN(im2col)(a, xn, tw);
-                    FN(gemm_nt)(K, L, PQ, dyn, PQ, tw, FN(col_ld)(a), part, L, n > n0);
+                    FN(gemm_nt)(K, L, PQ, dyn, PQ, tw, FN(col_ld)(a), NULL, NULL, part, L, n > n0);
                 }
                 for (int64_t k = 0; k < K; k++)
                     dbias[k] += FN(sum)(dyn + k * PQ, PQ);

@@ -113,6 +113,8 @@ CONV_CASES = [
     (2, 3, 2, 7, 7, (3, 2), (2, 1), (1, 0), "direct"),
     (2, 2, 3, 7, 8, 3, (1, 2), (1, 2), "direct"),  # a column stride, and padding wider than it
     (1, 2, 3, 6, 6, 5, 1, 2, "direct"),
+    (1, 2, 3, 4, 3, 3, 1, (3, 4), "direct"),  # padding wider than the kernel: rows of 9 outputs from 3 pixels
+    (1, 2, 3, 5, 8, 3, 1, 1, "direct"),  # rows of 8 outputs: whole vectors, the weight gradient without im2col
     (2, 3, 2, 6, 6, 5, 1, 2, "winograd"),
     (1, 2, 3, 7, 5, 5, 1, (0, 3), "winograd"),
     (1, 2, 2, 5, 5, 5, 1, 4, "winograd"),
@@ -137,7 +139,7 @@ def test_conv2d_gradients(case):
     np.testing.assert_allclose(conv.bias.grad, rdb, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("c,k,h", [(3, 32, 12), (32, 32, 8), (32, 64, 4), (9, 17, 6)])
+@pytest.mark.parametrize("c,k,h", [(3, 32, 12), (3, 8, 16), (32, 32, 8), (32, 64, 4), (9, 17, 6)])
 def test_conv2d_float32_paths_agree_with_reference(c, k, h):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3, c, h, h)).astype(np.float32)
@@ -228,6 +230,8 @@ def test_sequential_gradients_float64():
     (16, 8, 8, 1, "auto", np.float32),      # Winograd, pooled in the output transform
     (3, 32, 32, 1, "auto", np.float32),     # direct, pooled per image (vectorised 2x2 pool)
     (3, 4, 20, 2, "direct", np.float64),
+    (2, 3, 10, 1, "direct", np.float32),    # rows of 10 outputs: computed in whole vectors, then packed
+    (2, 3, 10, 1, "direct", np.float64),
     (4, 5, 12, 1, "winograd", np.float64),
 ])
 def test_fused_conv_pool_matches_separate_layers(c, k, size, stride, algo, dtype, monkeypatch):
