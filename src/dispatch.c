@@ -12,28 +12,36 @@
 enum { ISA_BASELINE, ISA_AVX2, ISA_AVX512, ISA_AVX512ZEN, ISA_COUNT };
 static const char *const isa_names[ISA_COUNT] = {"baseline", "avx2", "avx512", "avx512zen"};
 static const int isa_level[ISA_COUNT] = {0, 1, 2, 2};
-static const int isa_built[ISA_COUNT] = {1, LOSSK_X86_VARIANTS, LOSSK_X86_VARIANTS, LOSSK_HAS_ZEN};
+static const int isa_built[ISA_COUNT] = {1, LOSSK_X86_VARIANTS, LOSSK_HAS_AVX512, LOSSK_HAS_ZEN};
 static int isa = ISA_BASELINE;
 
 #if LOSSK_X86_VARIANTS
+/* A build without a variant (CMake LOSSK_AVX512=OFF, LOSSK_ZEN_VARIANT=OFF) never chooses it;
+ * its case forwards to the variant below it all the same. */
+#if LOSSK_HAS_AVX512
+#define DECLARE_AVX512(name, args) int lossk_##name##_f32_avx512(args *a); int lossk_##name##_f64_avx512(args *a);
+#define AVX512(name, sfx) lossk_##name##_##sfx##_avx512
+#else
+#define DECLARE_AVX512(name, args)
+#define AVX512(name, sfx) lossk_##name##_##sfx##_avx2
+#endif
 #if LOSSK_HAS_ZEN
 #define DECLARE_ZEN(name, args) int lossk_##name##_f32_avx512zen(args *a); int lossk_##name##_f64_avx512zen(args *a);
 #define ZEN(name, sfx) lossk_##name##_##sfx##_avx512zen
-#else /* a build without it (CMake LOSSK_ZEN_VARIANT=OFF) never chooses it */
+#else
 #define DECLARE_ZEN(name, args)
-#define ZEN(name, sfx) lossk_##name##_##sfx##_avx512
+#define ZEN(name, sfx) AVX512(name, sfx)
 #endif
 #define DECLARE_VARIANTS(name, args) \
     int lossk_##name##_f32_baseline(args *a); int lossk_##name##_f64_baseline(args *a); \
     int lossk_##name##_f32_avx2(args *a); int lossk_##name##_f64_avx2(args *a); \
-    int lossk_##name##_f32_avx512(args *a); int lossk_##name##_f64_avx512(args *a); \
-    DECLARE_ZEN(name, args)
+    DECLARE_AVX512(name, args) DECLARE_ZEN(name, args)
 #define FORWARD(name, sfx, args) \
     int lossk_##name##_##sfx(args *a) \
     { \
         switch (isa) { \
         case ISA_AVX512ZEN: return ZEN(name, sfx)(a); \
-        case ISA_AVX512: return lossk_##name##_##sfx##_avx512(a); \
+        case ISA_AVX512: return AVX512(name, sfx)(a); \
         case ISA_AVX2: return lossk_##name##_##sfx##_avx2(a); \
         default: return lossk_##name##_##sfx##_baseline(a); \
         } \
@@ -44,7 +52,7 @@ static int detect_isa(void)
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
         return ISA_BASELINE;
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl")
+    if (!LOSSK_HAS_AVX512 || !__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512vl")
         || !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq"))
         return ISA_AVX2;
     return LOSSK_HAS_ZEN && __builtin_cpu_is("amd") ? ISA_AVX512ZEN : ISA_AVX512;
