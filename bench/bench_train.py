@@ -5,7 +5,8 @@
 Steps of the two frameworks alternate, so both see the same machine load; the median step time
 of each is reported as images/s, with the ratio lossk / PyTorch; likewise for inference (a forward
 pass without gradients). --layers adds the time of each
-convolution's forward, input-gradient and weight-gradient kernels against PyTorch's.
+convolution's forward, input-gradient and weight-gradient kernels against PyTorch's, and of two 3x3
+convolutions (padding 1) such as other small networks use, which lossk does not run by Winograd.
 Uses the first CIFAR-10 training batch when it is found (--data), random images otherwise.
 """
 import argparse
@@ -62,25 +63,26 @@ def interleaved(fns, steps, warmup=3):
 
 def bench_layers(torch, batch, steps, rng):
     print(f"\n{'conv layer':<22}{'op':<6}{'lossk ms':>10}{'torch ms':>10}{'speedup':>9}")
-    for c, k, h in ((3, 32, 32), (32, 32, 16), (32, 64, 8)):
+    for c, k, h, r in ((3, 32, 32, 5), (32, 32, 16, 5), (32, 64, 8, 5), (32, 32, 16, 3), (64, 64, 8, 3)):
+        pad = r // 2
         x = rng.standard_normal((batch, c, h, h)).astype(np.float32)
-        w = (rng.standard_normal((k, c, 5, 5)) * 0.1).astype(np.float32)
+        w = (rng.standard_normal((k, c, r, r)) * 0.1).astype(np.float32)
         b = np.zeros(k, np.float32)
         g = rng.standard_normal((batch, k, h, h)).astype(np.float32)
         dw, db = np.zeros_like(w), np.zeros_like(b)
         tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
         cb = torch.ops.aten.convolution_backward
         ops = [
-            ("fwd", lambda: _core.conv2d_forward(x, w, b, (1, 1), (2, 2)),
-             lambda: torch.nn.functional.conv2d(tx, tw, tb, padding=2)),
-            ("dX", lambda: _core.conv2d_backward_input(g, w, x.shape, (1, 1), (2, 2)),
-             lambda: cb(tg, tx, tw, [k], [1, 1], [2, 2], [1, 1], False, [0, 0], 1, [True, False, False])),
-            ("dW", lambda: _core.conv2d_backward_weight(x, g, dw, db, (1, 1), (2, 2)),
-             lambda: cb(tg, tx, tw, [k], [1, 1], [2, 2], [1, 1], False, [0, 0], 1, [False, True, True])),
+            ("fwd", lambda: _core.conv2d_forward(x, w, b, (1, 1), (pad, pad)),
+             lambda: torch.nn.functional.conv2d(tx, tw, tb, padding=pad)),
+            ("dX", lambda: _core.conv2d_backward_input(g, w, x.shape, (1, 1), (pad, pad)),
+             lambda: cb(tg, tx, tw, [k], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [True, False, False])),
+            ("dW", lambda: _core.conv2d_backward_weight(x, g, dw, db, (1, 1), (pad, pad)),
+             lambda: cb(tg, tx, tw, [k], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [False, True, True])),
         ]
         for name, fl, ft in ops:
             tl, tt = interleaved([fl, ft], steps)
-            print(f"{f'{c}->{k} {h}x{h}':<22}{name:<6}{tl * 1e3:>10.2f}{tt * 1e3:>10.2f}{tt / tl:>8.2f}x")
+            print(f"{f'{r}x{r} {c}->{k} {h}x{h}':<22}{name:<6}{tl * 1e3:>10.2f}{tt * 1e3:>10.2f}{tt / tl:>8.2f}x")
 
 
 def main():

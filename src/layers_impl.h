@@ -585,11 +585,24 @@ static void FN(im2col)(const lossk_conv2d_args *a, const T *x, T *col)
 static inline int64_t FN(shifted_qv)(const lossk_conv2d_args *a) { return (a->q + VL - 1) / VL * VL; }
 
 /* The weight gradient sums over output pixels, and a row's pixels past Q are not there to sum
- * (nor should they meet an inf), so it goes shifted only with rows of whole vectors. */
+ * (nor should they meet an inf), so it goes shifted only with rows of whole vectors. The input
+ * gradient is a forward convolution (conv_transposed) when the padding is below the kernel's size. */
 static int FN(conv_shifted)(const lossk_conv2d_args *a, int op)
 {
     return a->stride_h == 1 && a->stride_w == 1
-           && (op == OP_FORWARD || (op == OP_BACKWARD_WEIGHT && FN(shifted_qv)(a) == a->q));
+           && (op == OP_FORWARD || (op == OP_BACKWARD_WEIGHT && FN(shifted_qv)(a) == a->q)
+               || (op == OP_BACKWARD_INPUT && a->pad_h < a->r && a->pad_w < a->s));
+}
+
+/* With stride 1, the input gradient of `a` is the forward convolution of grad_output (K, P, Q)
+ * with the kernel flipped and its channels swapped (C, K, R, S), padded by R - 1 - pad. */
+static lossk_conv2d_args FN(conv_transposed)(const lossk_conv2d_args *a)
+{
+    lossk_conv2d_args t = *a;
+    t.c = a->k, t.h = a->p, t.w = a->q, t.k = a->c, t.p = a->h, t.q = a->w;
+    t.pad_h = a->r - 1 - a->pad_h, t.pad_w = a->s - 1 - a->pad_w;
+    t.pool = 0;
+    return t;
 }
 
 /* the padded image; the last row's columns past Q read up to VL elements past it */
@@ -617,6 +630,10 @@ static int64_t FN(conv_image_n)(const lossk_conv2d_args *a, int op)
 {
     if (!FN(conv_shifted)(a, op))
         return ALIGN_UP(a->c * a->r * a->s * FN(col_ld)(a));
+    if (op == OP_BACKWARD_INPUT) {
+        const lossk_conv2d_args t = FN(conv_transposed)(a);
+        return FN(conv_image_n)(&t, OP_FORWARD);
+    }
     const int64_t QV = FN(shifted_qv)(a);
     return FN(shifted_xp_n)(a) + (op == OP_FORWARD && QV != a->q ? ALIGN_UP(a->k * a->p * QV) : 0);
 }
@@ -629,6 +646,22 @@ static void FN(pad_image)(const lossk_conv2d_args *a, const T *x, T *xp)
     for (int64_t c = 0; c < a->c; c++)
         for (int64_t ih = 0; ih < a->h; ih++)
             memcpy(xp + (c * HP + ih + a->pad_h) * WP + a->pad_w, x + (c * a->h + ih) * a->w, sizeof(T) * a->w);
+}
+
+/* y (K, P, Q) = bias + the stride-1 convolution of x (C, H, W) with w (K, C, R, S), through the
+ * offset tables; buf holds conv_image_n(a, OP_FORWARD) elements. */
+static void FN(conv_image_shifted)(const lossk_conv2d_args *a, const T *x, const T *w, const T *bias,
+                                   const int64_t *boff, const int64_t *voff, T *buf, T *y)
+{
+    const int64_t QV = FN(shifted_qv)(a), PQV = a->p * QV, L = a->c * a->r * a->s;
+    T *wide = QV != a->q ? buf + FN(shifted_xp_n)(a) : y; /* rows QV long, then packed into y */
+    for (int64_t k = 0; k < a->k; k++)
+        for (int64_t i = 0; i < PQV; i++)
+            wide[k * PQV + i] = bias ? bias[k] : 0;
+    FN(pad_image)(a, x, buf);
+    FN(gemm_shifted)(a->k, PQV / VL, L, w, L, 1, buf, boff, voff, wide, PQV, 1);
+    for (int64_t kp = 0; wide != y && kp < a->k * a->p; kp++)
+        memcpy(y + kp * a->q, wide + kp * QV, sizeof(T) * a->q);
 }
 
 /* dx (C, H, W) = sum of col's entries over the taps that read each pixel. */
@@ -875,10 +908,11 @@ static void FN(conv_scratch)(const lossk_conv2d_args *a, int op, int64_t *shared
         *per_thread = unpool + FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
         *shared = op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(WF * g.cp * g.kp + a->k) : ALIGN_UP(WF * g.cp * g.kp + g.kp);
     } else {
-        const int shifted = FN(conv_shifted)(a, op);
-        const int64_t tables = L + a->p * FN(shifted_qv)(a) / VL; /* boff and voff, int64_t */
+        const int shifted = FN(conv_shifted)(a, op), flip = shifted && op == OP_BACKWARD_INPUT;
+        const lossk_conv2d_args t = flip ? FN(conv_transposed)(a) : *a;
+        const int64_t tables = t.c * t.r * t.s + t.p * FN(shifted_qv)(&t) / VL; /* boff and voff, int64_t */
         *per_thread = unpool + FN(conv_image_n)(a, op) + (op == OP_FORWARD && a->pool ? ALIGN_UP(PQ * a->k) : 0);
-        *shared = (op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(L * a->k + a->k) : 0)
+        *shared = (op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(L * a->k + a->k) : 0) + (flip ? ALIGN_UP(L * a->k) : 0)
                   + (shifted ? ALIGN_UP(tables * (int64_t)(sizeof(int64_t) / sizeof(T))) : 0);
     }
 }
@@ -942,9 +976,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
                            y + n * ysize, ysize, a->pool ? a->indices + n * ysize : NULL, scratch + THREAD_ID() * pt);
         return LOSSK_OK;
     }
-    /* shifted: planes of rows QV long go to wide, then to yn; straight to yn when QV = Q */
     const int shifted = FN(conv_shifted)(a, OP_FORWARD);
-    const int64_t QV = FN(shifted_qv)(a), PQV = a->p * QV;
     const int64_t buf_n = FN(conv_image_n)(a, OP_FORWARD);
     int64_t *boff = (int64_t *)shared, *voff = boff + L;
     if (shifted)
@@ -952,19 +984,14 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t n = 0; n < a->n; n++) {
         T *buf = scratch + THREAD_ID() * pt, *yn = a->pool ? buf + buf_n : y + n * ysize;
-        T *wide = shifted && QV != a->q ? buf + FN(shifted_xp_n)(a) : yn;
         const T *xn = x + n * a->c * a->h * a->w;
-        const int64_t ldc = shifted ? PQV : PQ;
-        for (int64_t k = 0; k < a->k; k++)
-            for (int64_t i = 0; i < ldc; i++)
-                wide[k * ldc + i] = bias ? bias[k] : 0;
         if (shifted) {
-            FN(pad_image)(a, xn, buf);
-            FN(gemm_shifted)(a->k, PQV / VL, L, w, L, 1, buf, boff, voff, wide, PQV, 1);
-            for (int64_t kp = 0; wide != yn && kp < a->k * a->p; kp++)
-                memcpy(yn + kp * a->q, wide + kp * QV, sizeof(T) * a->q);
+            FN(conv_image_shifted)(a, xn, w, bias, boff, voff, buf, yn);
         } else {
             FN(im2col)(a, xn, buf);
+            for (int64_t k = 0; k < a->k; k++)
+                for (int64_t i = 0; i < PQ; i++)
+                    yn[k * PQ + i] = bias ? bias[k] : 0;
             FN(gemm)(a->k, PQ, L, w, L, 1, buf, FN(col_ld)(a), yn, PQ, 1);
         }
         for (int64_t k = 0; a->pool && k < a->k; k++) /* pooled while the image is in cache */
@@ -1001,13 +1028,28 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_input))(lossk_conv2d_args *a)
         }
         return bad ? LOSSK_ERR_ARGUMENT : LOSSK_OK;
     }
+    const int shifted = FN(conv_shifted)(a, OP_BACKWARD_INPUT);
+    const lossk_conv2d_args t = FN(conv_transposed)(a);
+    const int64_t K = a->k, C = a->c, R = a->r, S = a->s;
+    T *wt = shared; /* the transposed convolution's kernel (C, K, R, S): w's flipped */
+    int64_t *boff = (int64_t *)(shared + ALIGN_UP(L * K)), *voff = boff + K * R * S;
+    if (shifted) {
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t s = 0; s < S; s++)
+                        wt[((c * K + k) * R + r) * S + s] = w[((k * C + c) * R + R - 1 - r) * S + S - 1 - s];
+        FN(shifted_offsets)(&t, boff, voff);
+    }
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
     for (int64_t n = 0; n < a->n; n++) {
         T *tw = scratch + THREAD_ID() * pt, *dcol = tw + unpool;
         const T *dy = FN(grad_images)(a, n, 1, tw);
-        if (dy) {
-            FN(gemm)(L, PQ, a->k, w, 1, L, dy, PQ, dcol, FN(col_ld)(a), 0);
-            FN(col2im)(a, dcol, dx + n * a->c * HW);
+        if (dy && shifted) {
+            FN(conv_image_shifted)(&t, dy, wt, NULL, boff, voff, dcol, dx + n * C * HW);
+        } else if (dy) {
+            FN(gemm)(L, PQ, K, w, 1, L, dy, PQ, dcol, FN(col_ld)(a), 0);
+            FN(col2im)(a, dcol, dx + n * C * HW);
         }
         bad |= !dy;
     }
