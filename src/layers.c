@@ -39,6 +39,8 @@
  * own partial sum, added in block order): results do not depend on the thread count. Fewer than
  * LOSSK_BLOCKS because each partial is a whole weight gradient. */
 #define WGRAD_BLOCKS 8
+/* elements of the dot products of a stride-1 weight gradient: see shifted_group */
+#define WGRAD_DOT 512
 
 enum { OP_FORWARD, OP_BACKWARD_INPUT, OP_BACKWARD_WEIGHT };
 

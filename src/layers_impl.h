@@ -611,21 +611,34 @@ static inline int64_t FN(shifted_xp_n)(const lossk_conv2d_args *a)
     return ALIGN_UP(a->c * (a->h + 2 * a->pad_h) * (a->w + 2 * a->pad_w) + VL);
 }
 
-/* boff (C R S) and voff (P QV / VL) */
-static void FN(shifted_offsets)(const lossk_conv2d_args *a, int64_t *boff, int64_t *voff)
+/* The weight gradient's dot products run over the output pixels of this many images at a time
+ * (their padded copies one after the other), so that a small image's few pixels do not each
+ * leave a horizontal sum and an update of the partial gradient: at least WGRAD_DOT long, up to
+ * 8 images. Groups start at their block's first image: the same bits for any thread count. */
+static inline int64_t FN(shifted_group)(const lossk_conv2d_args *a, int op)
+{
+    const int64_t PQ = a->p * a->q;
+    return op == OP_BACKWARD_WEIGHT ? lossk_min64(8, (WGRAD_DOT + PQ - 1) / PQ) : 1;
+}
+
+/* boff (C R S) and voff (group P QV / VL): vector t of image g's plane at g xp_n + voff[t] */
+static void FN(shifted_offsets)(const lossk_conv2d_args *a, int64_t group, int64_t *boff, int64_t *voff)
 {
     const int64_t HP = a->h + 2 * a->pad_h, WP = a->w + 2 * a->pad_w, QV = FN(shifted_qv)(a);
+    const int64_t plane = a->p * QV / VL;
     for (int64_t c = 0; c < a->c; c++)
         for (int64_t r = 0; r < a->r; r++)
             for (int64_t s = 0; s < a->s; s++)
                 boff[(c * a->r + r) * a->s + s] = (c * HP + r) * WP + s;
-    for (int64_t oh = 0; oh < a->p; oh++)
-        for (int64_t ow = 0; ow < QV; ow += VL)
-            voff[(oh * QV + ow) / VL] = oh * WP + ow;
+    for (int64_t g = 0; g < group; g++)
+        for (int64_t oh = 0; oh < a->p; oh++)
+            for (int64_t ow = 0; ow < QV; ow += VL)
+                voff[g * plane + (oh * QV + ow) / VL] = g * FN(shifted_xp_n)(a) + oh * WP + ow;
 }
 
 /* Per-thread scratch of one image of an op that is not Winograd's: im2col's col, or the padded
- * image and (forward, rows not whole vectors) the wide output. */
+ * image and (forward, rows not whole vectors) the wide output, or (weight gradient) a group's
+ * padded images and output gradients. */
 static int64_t FN(conv_image_n)(const lossk_conv2d_args *a, int op)
 {
     if (!FN(conv_shifted)(a, op))
@@ -634,7 +647,9 @@ static int64_t FN(conv_image_n)(const lossk_conv2d_args *a, int op)
         const lossk_conv2d_args t = FN(conv_transposed)(a);
         return FN(conv_image_n)(&t, OP_FORWARD);
     }
-    const int64_t QV = FN(shifted_qv)(a);
+    const int64_t QV = FN(shifted_qv)(a), group = FN(shifted_group)(a, op);
+    if (op == OP_BACKWARD_WEIGHT)
+        return group * FN(shifted_xp_n)(a) + (group > 1 ? ALIGN_UP(group * a->k * a->p * a->q) : 0);
     return FN(shifted_xp_n)(a) + (op == OP_FORWARD && QV != a->q ? ALIGN_UP(a->k * a->p * QV) : 0);
 }
 
@@ -910,7 +925,7 @@ static void FN(conv_scratch)(const lossk_conv2d_args *a, int op, int64_t *shared
     } else {
         const int shifted = FN(conv_shifted)(a, op), flip = shifted && op == OP_BACKWARD_INPUT;
         const lossk_conv2d_args t = flip ? FN(conv_transposed)(a) : *a;
-        const int64_t tables = t.c * t.r * t.s + t.p * FN(shifted_qv)(&t) / VL; /* boff and voff, int64_t */
+        const int64_t tables = t.c * t.r * t.s + FN(shifted_group)(a, op) * t.p * FN(shifted_qv)(&t) / VL; /* int64_t */
         *per_thread = unpool + FN(conv_image_n)(a, op) + (op == OP_FORWARD && a->pool ? ALIGN_UP(PQ * a->k) : 0);
         *shared = (op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(L * a->k + a->k) : 0) + (flip ? ALIGN_UP(L * a->k) : 0)
                   + (shifted ? ALIGN_UP(tables * (int64_t)(sizeof(int64_t) / sizeof(T))) : 0);
@@ -980,7 +995,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
     const int64_t buf_n = FN(conv_image_n)(a, OP_FORWARD);
     int64_t *boff = (int64_t *)shared, *voff = boff + L;
     if (shifted)
-        FN(shifted_offsets)(a, boff, voff);
+        FN(shifted_offsets)(a, 1, boff, voff);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t n = 0; n < a->n; n++) {
         T *buf = scratch + THREAD_ID() * pt, *yn = a->pool ? buf + buf_n : y + n * ysize;
@@ -1039,7 +1054,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_input))(lossk_conv2d_args *a)
                 for (int64_t r = 0; r < R; r++)
                     for (int64_t s = 0; s < S; s++)
                         wt[((c * K + k) * R + r) * S + s] = w[((k * C + c) * R + R - 1 - r) * S + S - 1 - s];
-        FN(shifted_offsets)(&t, boff, voff);
+        FN(shifted_offsets)(&t, 1, boff, voff);
     }
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
     for (int64_t n = 0; n < a->n; n++) {
@@ -1074,9 +1089,10 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
     int64_t xp_n, v_n, m_n;
     FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
     const int shifted = !wino && FN(conv_shifted)(a, OP_BACKWARD_WEIGHT);
+    const int64_t sg = FN(shifted_group)(a, OP_BACKWARD_WEIGHT), xpn = FN(shifted_xp_n)(a);
     int64_t *boff = (int64_t *)(shared + nb * part_n), *voff = boff + L;
     if (shifted)
-        FN(shifted_offsets)(a, boff, voff);
+        FN(shifted_offsets)(a, sg, boff, voff);
     int bad = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -1104,8 +1120,14 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                             FN(gemm)(g.cp, g.kp, (gi + 1) * g.nt, V + e * g.cp, 1, WF * g.cp, dM + e * g.kp,
                                      WF * g.kp, part + e * g.cp * g.kp, g.kp, n - gi > n0);
                 } else if (shifted) {
-                    FN(pad_image)(a, xn, tw);
-                    FN(gemm_nt)(K, L, PQ, dyn, PQ, tw, 0, boff, voff, part, L, n > n0);
+                    T *dyg = tw + sg * xpn; /* (K, sg PQ); a group of one reads dyn itself */
+                    const int64_t gi = (n - n0) % sg, last = gi + 1 == sg || n + 1 == n1;
+                    FN(pad_image)(a, xn, tw + gi * xpn);
+                    for (int64_t k = 0; sg > 1 && k < K; k++)
+                        memcpy(dyg + (k * sg + gi) * PQ, dyn + k * PQ, sizeof(T) * PQ);
+                    if (last)
+                        FN(gemm_nt)(K, L, (gi + 1) * PQ, sg > 1 ? dyg : dyn, sg * PQ, tw, 0, boff, voff, part, L,
+                                    n - gi > n0);
                 } else {
                     FN(im2col)(a, xn, tw);
                     FN(gemm_nt)(K, L, PQ, dyn, PQ, tw, FN(col_ld)(a), NULL, NULL, part, L, n > n0);

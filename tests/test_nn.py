@@ -447,6 +447,32 @@ def test_bit_identical_for_any_thread_count():
     assert results[0] == results[1] == results[2]
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv2d_weight_gradient_over_groups_of_images(dtype):
+    # 3x3 convolutions of 8x16 images: the weight gradient sums groups of small images' pixels in
+    # one dot product (rows of 16 outputs are whole vectors for every instruction set); 21 images
+    # make blocks of 2 and 3 images, and a group cut short by its block's end
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((21, 3, 8, 16)).astype(dtype)
+    G = rng.standard_normal((21, 4, 8, 16)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    got = []
+    before = lossk.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            lossk.set_num_threads(nt)
+            dw, db = np.zeros_like(w), np.zeros(4, dtype)
+            lossk._core.conv2d_backward_weight(x, G, dw, db, (1, 1), (1, 1))
+            got.append((dw, db))
+    finally:
+        lossk.set_num_threads(before)
+    assert all(g[0].tobytes() == got[0][0].tobytes() and g[1].tobytes() == got[0][1].tobytes() for g in got)
+    _, rdw, rdb = ref_conv2d_backward(x.astype(f64), w.astype(f64), G.astype(f64), (1, 1), (1, 1))
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    assert np.abs(got[0][0] - rdw).max() <= tol * np.abs(rdw).max()
+    assert np.abs(got[0][1] - rdb).max() <= tol * np.abs(rdb).max()
+
+
 # ---- losses --------------------------------------------------------------------------------------
 
 def test_loss_modules_reuse_gradient_buffer():
