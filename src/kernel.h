@@ -286,7 +286,7 @@ static inline void lossk_transpose_block_f64(double *dst, int64_t ldd, const dou
 #else
 #define LOSSK_TRANSPOSE_F32 0
 #define LOSSK_TRANSPOSE_F64 0
-#define LOSSK_TRANSPOSE_BLOCK(sfx, d, ldd, s, lds) ((void)0)
+#define LOSSK_TRANSPOSE_BLOCK(sfx, d, ldd, s, lds) ((void)(d), (void)(s)) /* unreached: B is 0 */
 #endif
 #define LOSSK_DEFINE_TRANSPOSE(T, sfx, B) \
     static inline void lossk_transpose_##sfx(T *restrict dst, int64_t ldd, const T *restrict src, int64_t lds, \

@@ -12,13 +12,13 @@ typedef TI FN(ivec) __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_
  * columns gives the same bits.
  * gemm_shifted reads B through two tables of offsets instead: vector t of row l (VL columns) at
  * B + boff[l] + voff[t]. Its rows then overlap, as the taps of a stride-1 convolution read one
- * padded image (conv2d_forward). */
+ * padded image (conv2d_forward). gemm_ashifted reads A so: element (i, l) at A[arow[i] + acol[l]]. */
 
 /* mr, nv and whether the tables are NULL are constants at every call: the MR x NV tile stays in
  * registers. */
 LOSSK_INLINE void FN(gemm_tile)(const int mr, const int nv, int64_t kk, const T *A, int64_t ars, int64_t als,
-                                const T *B, int64_t ldb, const int64_t *boff, const int64_t *voff, T *C,
-                                int64_t ldc, int acc)
+                                const int64_t *arow, const int64_t *acol, const T *B, int64_t ldb,
+                                const int64_t *boff, const int64_t *voff, T *C, int64_t ldc, int acc)
 {
     VEC c[MR][NV];
 #pragma GCC unroll 8
@@ -26,12 +26,15 @@ LOSSK_INLINE void FN(gemm_tile)(const int mr, const int nv, int64_t kk, const T 
 #pragma GCC unroll 8
         for (int v = 0; v < nv; v++)
             c[i][v] = acc ? *(const VEC *)(C + i * ldc + v * VL) : (VEC){0};
-    const T *Bv[NV];
+    const T *Bv[NV], *Ar[MR];
 #pragma GCC unroll 8
     for (int v = 0; v < nv; v++)
         Bv[v] = voff ? B + voff[v] : B + v * VL;
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+        Ar[i] = arow ? A + arow[i] : NULL;
     for (int64_t l = 0; l < kk; l++, A += als) {
-        const int64_t row = boff ? boff[l] : l * ldb;
+        const int64_t row = boff ? boff[l] : l * ldb, col = acol ? acol[l] : 0;
         VEC b[NV];
 #pragma GCC unroll 8
         for (int v = 0; v < nv; v++)
@@ -40,7 +43,7 @@ LOSSK_INLINE void FN(gemm_tile)(const int mr, const int nv, int64_t kk, const T 
         for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
             for (int v = 0; v < nv; v++)
-                c[i][v] += A[i * ars] * b[v];
+                c[i][v] += (arow ? Ar[i][col] : A[i * ars]) * b[v];
     }
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
@@ -63,29 +66,36 @@ static void FN(gemm_tail)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t 
 }
 
 /* Every tile shape is its own function, so that register allocation sees one small loop nest;
- * tile_ for gemm, stile_ (B through the tables) for gemm_shifted. */
-#define TILE(mr, nv) \
-    __attribute__((noinline)) static void FN(tile_##mr##_##nv)(int64_t kk, const T *A, int64_t ars, int64_t als, \
-                                                                 const T *B, int64_t ldb, const int64_t *boff, \
-                                                                 const int64_t *voff, T *C, int64_t ldc, int acc) \
-    { \
-        (void)boff; (void)voff; \
-        FN(gemm_tile)(mr < MR ? mr : MR, nv < NV ? nv : NV, kk, A, ars, als, B, ldb, NULL, NULL, C, ldc, acc); \
-    } \
-    __attribute__((noinline)) static void FN(stile_##mr##_##nv)(int64_t kk, const T *A, int64_t ars, int64_t als, \
+ * tile_ for gemm, stile_ (B through the tables) for gemm_shifted, atile_ (A through the tables)
+ * for gemm_ashifted. */
+#define TILE_VARIANT(name, mr, nv, A_TABLES, B_TABLES) \
+    __attribute__((noinline)) static void FN(name##_##mr##_##nv)(int64_t kk, const T *A, int64_t ars, int64_t als, \
+                                                                  const int64_t *arow, const int64_t *acol, \
                                                                   const T *B, int64_t ldb, const int64_t *boff, \
                                                                   const int64_t *voff, T *C, int64_t ldc, int acc) \
-    { FN(gemm_tile)(mr < MR ? mr : MR, nv < NV ? nv : NV, kk, A, ars, als, B, ldb, boff, voff, C, ldc, acc); }
+    { \
+        (void)arow; (void)acol; (void)boff; (void)voff; \
+        FN(gemm_tile)(mr < MR ? mr : MR, nv < NV ? nv : NV, kk, A, ars, als, A_TABLES, B, ldb, B_TABLES, C, ldc, \
+                      acc); \
+    }
+#define TILE(mr, nv) \
+    TILE_VARIANT(tile, mr, nv, NULL COMMA NULL, NULL COMMA NULL) \
+    TILE_VARIANT(stile, mr, nv, NULL COMMA NULL, boff COMMA voff) \
+    TILE_VARIANT(atile, mr, nv, arow COMMA acol, NULL COMMA NULL)
+#define COMMA ,
 #define TILES(nv) TILE(1, nv) TILE(2, nv) TILE(3, nv) TILE(4, nv) TILE(5, nv) TILE(6, nv)
 TILES(1) TILES(2) TILES(3) TILES(4)
 #undef TILES
+#undef COMMA
 #undef TILE
+#undef TILE_VARIANT
 
-typedef void (*FN(tile_fn))(int64_t, const T *, int64_t, int64_t, const T *, int64_t, const int64_t *,
-                            const int64_t *, T *, int64_t, int);
+typedef void (*FN(tile_fn))(int64_t, const T *, int64_t, int64_t, const int64_t *, const int64_t *, const T *,
+                            int64_t, const int64_t *, const int64_t *, T *, int64_t, int);
 #define ROW(t, nv) {FN(t##_1_##nv), FN(t##_2_##nv), FN(t##_3_##nv), FN(t##_4_##nv), FN(t##_5_##nv), FN(t##_6_##nv)}
 static const FN(tile_fn) FN(tiles)[4][6] = {ROW(tile, 1), ROW(tile, 2), ROW(tile, 3), ROW(tile, 4)};
 static const FN(tile_fn) FN(stiles)[4][6] = {ROW(stile, 1), ROW(stile, 2), ROW(stile, 3), ROW(stile, 4)};
+static const FN(tile_fn) FN(atiles)[4][6] = {ROW(atile, 1), ROW(atile, 2), ROW(atile, 3), ROW(atile, 4)};
 #undef ROW
 
 static void FN(gemm)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, int64_t als,
@@ -95,8 +105,8 @@ static void FN(gemm)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, 
     while (j + VL <= n) {
         const int64_t nv = lossk_min64(NV, (n - j) / VL);
         for (int64_t i = 0; i < m; i += MR)
-            FN(tiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A + i * ars, ars, als, B + j, ldb, NULL, NULL,
-                                                           C + i * ldc + j, ldc, acc);
+            FN(tiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A + i * ars, ars, als, NULL, NULL, B + j, ldb, NULL,
+                                                           NULL, C + i * ldc + j, ldc, acc);
         j += nv * VL;
     }
     if (j < n)
@@ -110,8 +120,24 @@ static void FN(gemm_shifted)(int64_t m, int64_t nvec, int64_t kk, const T *A, in
     for (int64_t t = 0; t < nvec; t += NV) {
         const int64_t nv = lossk_min64(NV, nvec - t);
         for (int64_t i = 0; i < m; i += MR)
-            FN(stiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A + i * ars, ars, als, B, 0, boff, voff + t,
-                                                            C + i * ldc + t * VL, ldc, acc);
+            FN(stiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A + i * ars, ars, als, NULL, NULL, B, 0, boff,
+                                                            voff + t, C + i * ldc + t * VL, ldc, acc);
+    }
+}
+
+/* C (m, n) = [C +] A B (kk, n), n a multiple of VL, A's element (i, l) at A[arow[i] + acol[l]].
+ * n is a few vectors of channels: split into column tiles of nearly equal width, as a tile one
+ * vector wide does MR broadcasts for MR multiplies. */
+static void FN(gemm_ashifted)(int64_t m, int64_t n, int64_t kk, const T *A, const int64_t *arow,
+                              const int64_t *acol, const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
+{
+    const int64_t nvec = n / VL, tiles = (nvec + NV - 1) / NV;
+    for (int64_t t = 0, j = 0; t < tiles; t++) {
+        const int64_t nv = nvec * (t + 1) / tiles - nvec * t / tiles;
+        for (int64_t i = 0; i < m; i += MR)
+            FN(atiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A, 0, 0, arow + i, acol, B + j, ldb, NULL, NULL,
+                                                            C + i * ldc + j, ldc, acc);
+        j += nv * VL;
     }
 }
 
@@ -576,23 +602,19 @@ static void FN(im2col)(const lossk_conv2d_args *a, const T *x, T *col)
 
 /* ---- Stride-1 convolution: a GEMM over the padded image --------------------------------------
  * With stride 1, tap (c, r, s) of output pixel (oh, ow) reads pixel (oh + r, ow + s) of the
- * zero-padded image xp (C, HP, WP), at xp + (c HP + r) WP + s + (oh WP + ow). So each output
- * plane, its rows rounded up to whole vectors (P, QV), is a GEMM (gemm_shifted) whose B is the
- * padded image itself read through offsets: boff[(c, r, s)] = (c HP + r) WP + s for the taps,
- * voff[t] = oh WP + ow for vector t of the plane. No im2col, and B is a few kilobytes that stay
- * in L1 for a small first layer. */
+ * zero-padded image xp (C, HP, WP), at xp + (c HP + r) WP + s + (oh WP + ow): the tap's offset
+ * boff[(c, r, s)] = (c HP + r) WP + s plus the pixel's oh WP + ow. So the convolution is a GEMM
+ * that reads the padded image itself through two tables of offsets: no im2col, and the image is a
+ * few kilobytes that stay in L1. Vectors run along one of two dimensions (conv_layout):
+ * - CONV_PIXELS: along each output row, rounded up to whole vectors (P, QV). gemm_shifted, with
+ *   voff[t] = oh WP + ow for vector t of the plane, and the kernel (K, C R S) as A.
+ * - CONV_CHANNELS: along the output channels, rounded up to KV. gemm_ashifted, one row per output
+ *   pixel with voff[j] = oh WP + ow for pixel j, and the kernel transposed (C R S, KV) as B; the
+ *   output comes out channels-last and is transposed. No lane holds a pixel that is not there, so
+ *   rows shorter than a vector (8 x 8 images with 16 lanes) cost nothing extra, and the weight
+ *   gradient, a sum over pixels, needs no rows of whole vectors. */
 
 static inline int64_t FN(shifted_qv)(const lossk_conv2d_args *a) { return (a->q + VL - 1) / VL * VL; }
-
-/* The weight gradient sums over output pixels, and a row's pixels past Q are not there to sum
- * (nor should they meet an inf), so it goes shifted only with rows of whole vectors. The input
- * gradient is a forward convolution (conv_transposed) when the padding is below the kernel's size. */
-static int FN(conv_shifted)(const lossk_conv2d_args *a, int op)
-{
-    return a->stride_h == 1 && a->stride_w == 1
-           && (op == OP_FORWARD || (op == OP_BACKWARD_WEIGHT && FN(shifted_qv)(a) == a->q)
-               || (op == OP_BACKWARD_INPUT && a->pad_h < a->r && a->pad_w < a->s));
-}
 
 /* With stride 1, the input gradient of `a` is the forward convolution of grad_output (K, P, Q)
  * with the kernel flipped and its channels swapped (C, K, R, S), padded by R - 1 - pad. */
@@ -605,52 +627,126 @@ static lossk_conv2d_args FN(conv_transposed)(const lossk_conv2d_args *a)
     return t;
 }
 
-/* the padded image; the last row's columns past Q read up to VL elements past it */
+/* The forward pass takes the layout that computes fewer padding lanes (CONV_PIXELS on a tie: it
+ * has no transpose). The weight gradient sums over output pixels, and with CONV_PIXELS a row's
+ * lanes past Q would be summed too (and 0 inf is nan), so it takes that layout only with rows of
+ * whole vectors, and not at all where WGRAD_CHANNELS says so. The input gradient is a forward
+ * convolution (conv_transposed) when the padding is below the kernel's size. */
+static int FN(conv_layout)(const lossk_conv2d_args *a, int op)
+{
+    if (a->stride_h != 1 || a->stride_w != 1)
+        return CONV_IM2COL;
+    if (op == OP_BACKWARD_INPUT) {
+        if (a->pad_h >= a->r || a->pad_w >= a->s)
+            return CONV_IM2COL;
+        const lossk_conv2d_args t = FN(conv_transposed)(a);
+        return FN(conv_layout)(&t, OP_FORWARD);
+    }
+    const int64_t QV = FN(shifted_qv)(a);
+    if (op == OP_BACKWARD_WEIGHT)
+        return QV != a->q || WGRAD_CHANNELS ? CONV_CHANNELS : CONV_PIXELS;
+    if (FN(round_vl)(a->k) * a->q < a->k * QV)
+        return CONV_CHANNELS;
+    return CONV_PIXELS;
+}
+
+/* the padded image; with CONV_PIXELS the last row's columns past Q read up to VL elements past it */
 static inline int64_t FN(shifted_xp_n)(const lossk_conv2d_args *a)
 {
     return ALIGN_UP(a->c * (a->h + 2 * a->pad_h) * (a->w + 2 * a->pad_w) + VL);
 }
 
-/* The weight gradient's dot products run over the output pixels of this many images at a time
- * (their padded copies one after the other), so that a small image's few pixels do not each
- * leave a horizontal sum and an update of the partial gradient: at least WGRAD_DOT long, up to
- * 8 images. Groups start at their block's first image: the same bits for any thread count. */
+/* entries of voff per image: vectors of the plane, or pixels */
+static inline int64_t FN(shifted_outputs)(const lossk_conv2d_args *a, int layout)
+{
+    return layout == CONV_CHANNELS ? a->p * a->q : a->p * FN(shifted_qv)(a) / VL;
+}
+
+/* The weight gradient's sums run over the output pixels of this many images at a time (their
+ * padded copies one after the other): with CONV_PIXELS so that a small image's few pixels do not
+ * each leave a horizontal sum and an update of the partial gradient, with CONV_CHANNELS so that
+ * each tile of the partial gradient is loaded and stored once per group. At least WGRAD_DOT
+ * pixels, up to 8 images. Groups start at their block's first image: the same bits for any
+ * thread count. */
 static inline int64_t FN(shifted_group)(const lossk_conv2d_args *a, int op)
 {
     const int64_t PQ = a->p * a->q;
     return op == OP_BACKWARD_WEIGHT ? lossk_min64(8, (WGRAD_DOT + PQ - 1) / PQ) : 1;
 }
 
-/* boff (C R S) and voff (group P QV / VL): vector t of image g's plane at g xp_n + voff[t] */
-static void FN(shifted_offsets)(const lossk_conv2d_args *a, int64_t group, int64_t *boff, int64_t *voff)
+/* boff (C R S) and voff (group, shifted_outputs): output t of image g at g xp_n + voff[t] */
+static void FN(shifted_offsets)(const lossk_conv2d_args *a, int layout, int64_t group, int64_t *boff, int64_t *voff)
 {
-    const int64_t HP = a->h + 2 * a->pad_h, WP = a->w + 2 * a->pad_w, QV = FN(shifted_qv)(a);
-    const int64_t plane = a->p * QV / VL;
+    const int64_t HP = a->h + 2 * a->pad_h, WP = a->w + 2 * a->pad_w;
+    const int64_t step = layout == CONV_CHANNELS ? 1 : VL, QS = layout == CONV_CHANNELS ? a->q : FN(shifted_qv)(a);
     for (int64_t c = 0; c < a->c; c++)
         for (int64_t r = 0; r < a->r; r++)
             for (int64_t s = 0; s < a->s; s++)
                 boff[(c * a->r + r) * a->s + s] = (c * HP + r) * WP + s;
-    for (int64_t g = 0; g < group; g++)
+    for (int64_t g = 0, t = 0; g < group; g++)
         for (int64_t oh = 0; oh < a->p; oh++)
-            for (int64_t ow = 0; ow < QV; ow += VL)
-                voff[g * plane + (oh * QV + ow) / VL] = g * FN(shifted_xp_n)(a) + oh * WP + ow;
+            for (int64_t ow = 0; ow < QS; ow += step)
+                voff[t++] = g * FN(shifted_xp_n)(a) + oh * WP + ow;
+}
+
+/* Shared scratch of the kernel as the GEMM reads it (pack_kernel); 0 when that is w itself. */
+static int64_t FN(packed_n)(const lossk_conv2d_args *a, int op, int layout)
+{
+    const lossk_conv2d_args t = op == OP_BACKWARD_INPUT ? FN(conv_transposed)(a) : *a;
+    const int64_t L = t.c * t.r * t.s;
+    if (layout == CONV_CHANNELS)
+        return ALIGN_UP((L + 1) * FN(round_vl)(t.k));
+    return layout == CONV_PIXELS && op == OP_BACKWARD_INPUT ? ALIGN_UP(L * t.k) : 0;
+}
+
+/* A block's partial weight gradient, (K, C R S) or with CONV_CHANNELS (C R S, KV), then its bias
+ * gradient (K). */
+static int64_t FN(wgrad_part_n)(const lossk_conv2d_args *a, int layout)
+{
+    const int64_t k = layout == CONV_CHANNELS ? FN(round_vl)(a->k) : a->k;
+    return ALIGN_UP(a->c * a->r * a->s * k + a->k);
+}
+
+/* The kernel of the convolution a GEMM runs: w (K, C, R, S), or for the input gradient (flip) the
+ * transposed convolution's (C, K, R, S), w's taps turned by 180 degrees. With CONV_PIXELS as
+ * (output channels, taps); with CONV_CHANNELS as (taps, output channels padded to KV with zeros),
+ * followed by the bias (zeros without one) padded likewise. */
+static void FN(pack_kernel)(const lossk_conv2d_args *a, int flip, int layout, const T *w, const T *bias, T *dst)
+{
+    const int64_t R = a->r, S = a->s, CI = flip ? a->k : a->c, CO = flip ? a->c : a->k, L = CI * R * S;
+    const int64_t KV = layout == CONV_CHANNELS ? FN(round_vl)(CO) : CO;
+    const int64_t ocs = layout == CONV_CHANNELS ? 1 : L, ts = layout == CONV_CHANNELS ? KV : 1;
+    for (int64_t o = 0; o < KV; o++)
+        for (int64_t i = 0; i < CI; i++)
+            for (int64_t r = 0; r < R; r++)
+                for (int64_t s = 0; s < S; s++)
+                    dst[o * ocs + ((i * R + r) * S + s) * ts] =
+                        o >= CO ? 0
+                        : flip  ? w[((i * CO + o) * R + R - 1 - r) * S + S - 1 - s]
+                                : w[((o * CI + i) * R + r) * S + s];
+    for (int64_t o = 0; layout == CONV_CHANNELS && o < KV; o++)
+        dst[L * KV + o] = bias && o < CO ? bias[o] : 0;
 }
 
 /* Per-thread scratch of one image of an op that is not Winograd's: im2col's col, or the padded
- * image and (forward, rows not whole vectors) the wide output, or (weight gradient) a group's
- * padded images and output gradients. */
+ * image and the output before it is packed (CONV_PIXELS with rows not whole vectors) or
+ * transposed (CONV_CHANNELS), or (weight gradient) a group's padded images and output gradients. */
 static int64_t FN(conv_image_n)(const lossk_conv2d_args *a, int op)
 {
-    if (!FN(conv_shifted)(a, op))
+    const int layout = FN(conv_layout)(a, op);
+    if (layout == CONV_IM2COL)
         return ALIGN_UP(a->c * a->r * a->s * FN(col_ld)(a));
     if (op == OP_BACKWARD_INPUT) {
         const lossk_conv2d_args t = FN(conv_transposed)(a);
         return FN(conv_image_n)(&t, OP_FORWARD);
     }
-    const int64_t QV = FN(shifted_qv)(a), group = FN(shifted_group)(a, op);
+    const int64_t QV = FN(shifted_qv)(a), group = FN(shifted_group)(a, op), PQ = a->p * a->q;
+    const int64_t KV = FN(round_vl)(a->k), xp_n = group * FN(shifted_xp_n)(a);
+    if (layout == CONV_CHANNELS)
+        return xp_n + ALIGN_UP(group * PQ * KV);
     if (op == OP_BACKWARD_WEIGHT)
-        return group * FN(shifted_xp_n)(a) + (group > 1 ? ALIGN_UP(group * a->k * a->p * a->q) : 0);
-    return FN(shifted_xp_n)(a) + (op == OP_FORWARD && QV != a->q ? ALIGN_UP(a->k * a->p * QV) : 0);
+        return xp_n + (group > 1 ? ALIGN_UP(group * a->k * PQ) : 0);
+    return xp_n + (QV != a->q ? ALIGN_UP(a->k * a->p * QV) : 0);
 }
 
 /* x (C, H, W) -> xp (C, HP, WP), zeros around and past it */
@@ -663,12 +759,23 @@ static void FN(pad_image)(const lossk_conv2d_args *a, const T *x, T *xp)
             memcpy(xp + (c * HP + ih + a->pad_h) * WP + a->pad_w, x + (c * a->h + ih) * a->w, sizeof(T) * a->w);
 }
 
-/* y (K, P, Q) = bias + the stride-1 convolution of x (C, H, W) with w (K, C, R, S), through the
+/* y (K, P, Q) = bias + the stride-1 convolution of x (C, H, W) with the kernel w as pack_kernel
+ * lays it out (CONV_PIXELS: or w itself; CONV_CHANNELS: the bias comes with it), through the
  * offset tables; buf holds conv_image_n(a, OP_FORWARD) elements. */
-static void FN(conv_image_shifted)(const lossk_conv2d_args *a, const T *x, const T *w, const T *bias,
+static void FN(conv_image_shifted)(const lossk_conv2d_args *a, int layout, const T *x, const T *w, const T *bias,
                                    const int64_t *boff, const int64_t *voff, T *buf, T *y)
 {
     const int64_t QV = FN(shifted_qv)(a), PQV = a->p * QV, L = a->c * a->r * a->s;
+    if (layout == CONV_CHANNELS) {
+        const int64_t PQ = a->p * a->q, KV = FN(round_vl)(a->k);
+        T *yt = buf + FN(shifted_xp_n)(a); /* (P Q, KV), each row starting as the bias */
+        for (int64_t j = 0; j < PQ; j++)
+            memcpy(yt + j * KV, w + L * KV, sizeof(T) * KV);
+        FN(pad_image)(a, x, buf);
+        FN(gemm_ashifted)(PQ, KV, L, buf, voff, boff, w, KV, yt, KV, 1);
+        FN(relayout)(1, a->k, PQ, y, PQ, yt, PQ, 0, KV);
+        return;
+    }
     T *wide = QV != a->q ? buf + FN(shifted_xp_n)(a) : y; /* rows QV long, then packed into y */
     for (int64_t k = 0; k < a->k; k++)
         for (int64_t i = 0; i < PQV; i++)
@@ -915,7 +1022,7 @@ static const T *FN(grad_images)(const lossk_conv2d_args *a, int64_t n, int64_t c
 /* Scratch of an op in elements: shared by all threads, and per thread. */
 static void FN(conv_scratch)(const lossk_conv2d_args *a, int op, int64_t *shared, int64_t *per_thread)
 {
-    const int64_t L = a->c * a->r * a->s, PQ = a->p * a->q, nb = lossk_min64(a->n, WGRAD_BLOCKS);
+    const int64_t PQ = a->p * a->q, nb = lossk_min64(a->n, WGRAD_BLOCKS);
     const int64_t unpool = op != OP_FORWARD && a->pool ? ALIGN_UP(FN(conv_wgeom)(a, op).group * a->k * PQ) : 0;
     if (FN(conv_wino)(a)) {
         FN(wgeom) g = FN(conv_wgeom)(a, op);
@@ -923,12 +1030,12 @@ static void FN(conv_scratch)(const lossk_conv2d_args *a, int op, int64_t *shared
         *per_thread = unpool + FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
         *shared = op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(WF * g.cp * g.kp + a->k) : ALIGN_UP(WF * g.cp * g.kp + g.kp);
     } else {
-        const int shifted = FN(conv_shifted)(a, op), flip = shifted && op == OP_BACKWARD_INPUT;
-        const lossk_conv2d_args t = flip ? FN(conv_transposed)(a) : *a;
-        const int64_t tables = t.c * t.r * t.s + FN(shifted_group)(a, op) * t.p * FN(shifted_qv)(&t) / VL; /* int64_t */
+        const int layout = FN(conv_layout)(a, op);
+        const lossk_conv2d_args t = op == OP_BACKWARD_INPUT ? FN(conv_transposed)(a) : *a;
+        const int64_t tables = t.c * t.r * t.s + FN(shifted_group)(a, op) * FN(shifted_outputs)(&t, layout); /* int64_t */
         *per_thread = unpool + FN(conv_image_n)(a, op) + (op == OP_FORWARD && a->pool ? ALIGN_UP(PQ * a->k) : 0);
-        *shared = (op == OP_BACKWARD_WEIGHT ? nb * ALIGN_UP(L * a->k + a->k) : 0) + (flip ? ALIGN_UP(L * a->k) : 0)
-                  + (shifted ? ALIGN_UP(tables * (int64_t)(sizeof(int64_t) / sizeof(T))) : 0);
+        *shared = (op == OP_BACKWARD_WEIGHT ? nb * FN(wgrad_part_n)(a, layout) : FN(packed_n)(a, op, layout))
+                  + (layout != CONV_IM2COL ? ALIGN_UP(tables * (int64_t)(sizeof(int64_t) / sizeof(T))) : 0);
     }
 }
 
@@ -991,17 +1098,20 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
                            y + n * ysize, ysize, a->pool ? a->indices + n * ysize : NULL, scratch + THREAD_ID() * pt);
         return LOSSK_OK;
     }
-    const int shifted = FN(conv_shifted)(a, OP_FORWARD);
+    const int layout = FN(conv_layout)(a, OP_FORWARD);
     const int64_t buf_n = FN(conv_image_n)(a, OP_FORWARD);
-    int64_t *boff = (int64_t *)shared, *voff = boff + L;
-    if (shifted)
-        FN(shifted_offsets)(a, 1, boff, voff);
+    T *packed = shared; /* CONV_CHANNELS: the kernel transposed, and the bias */
+    int64_t *boff = (int64_t *)(shared + FN(packed_n)(a, OP_FORWARD, layout)), *voff = boff + L;
+    if (layout != CONV_IM2COL)
+        FN(shifted_offsets)(a, layout, 1, boff, voff);
+    if (layout == CONV_CHANNELS)
+        FN(pack_kernel)(a, 0, layout, w, bias, packed);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t n = 0; n < a->n; n++) {
         T *buf = scratch + THREAD_ID() * pt, *yn = a->pool ? buf + buf_n : y + n * ysize;
         const T *xn = x + n * a->c * a->h * a->w;
-        if (shifted) {
-            FN(conv_image_shifted)(a, xn, w, bias, boff, voff, buf, yn);
+        if (layout != CONV_IM2COL) {
+            FN(conv_image_shifted)(a, layout, xn, layout == CONV_CHANNELS ? packed : w, bias, boff, voff, buf, yn);
         } else {
             FN(im2col)(a, xn, buf);
             for (int64_t k = 0; k < a->k; k++)
@@ -1043,25 +1153,21 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_input))(lossk_conv2d_args *a)
         }
         return bad ? LOSSK_ERR_ARGUMENT : LOSSK_OK;
     }
-    const int shifted = FN(conv_shifted)(a, OP_BACKWARD_INPUT);
+    const int layout = FN(conv_layout)(a, OP_BACKWARD_INPUT);
     const lossk_conv2d_args t = FN(conv_transposed)(a);
-    const int64_t K = a->k, C = a->c, R = a->r, S = a->s;
-    T *wt = shared; /* the transposed convolution's kernel (C, K, R, S): w's flipped */
-    int64_t *boff = (int64_t *)(shared + ALIGN_UP(L * K)), *voff = boff + K * R * S;
-    if (shifted) {
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t k = 0; k < K; k++)
-                for (int64_t r = 0; r < R; r++)
-                    for (int64_t s = 0; s < S; s++)
-                        wt[((c * K + k) * R + r) * S + s] = w[((k * C + c) * R + R - 1 - r) * S + S - 1 - s];
-        FN(shifted_offsets)(&t, 1, boff, voff);
+    const int64_t K = a->k, C = a->c;
+    T *wt = shared; /* the transposed convolution's kernel: w's flipped */
+    int64_t *boff = (int64_t *)(shared + FN(packed_n)(a, OP_BACKWARD_INPUT, layout)), *voff = boff + K * a->r * a->s;
+    if (layout != CONV_IM2COL) {
+        FN(pack_kernel)(a, 1, layout, w, NULL, wt);
+        FN(shifted_offsets)(&t, layout, 1, boff, voff);
     }
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
     for (int64_t n = 0; n < a->n; n++) {
         T *tw = scratch + THREAD_ID() * pt, *dcol = tw + unpool;
         const T *dy = FN(grad_images)(a, n, 1, tw);
-        if (dy && shifted) {
-            FN(conv_image_shifted)(&t, dy, wt, NULL, boff, voff, dcol, dx + n * C * HW);
+        if (dy && layout != CONV_IM2COL) {
+            FN(conv_image_shifted)(&t, layout, dy, wt, NULL, boff, voff, dcol, dx + n * C * HW);
         } else if (dy) {
             FN(gemm)(L, PQ, K, w, 1, L, dy, PQ, dcol, FN(col_ld)(a), 0);
             FN(col2im)(a, dcol, dx + n * C * HW);
@@ -1085,14 +1191,17 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
     const int wino = FN(conv_wino)(a);
     const FN(wgeom) g = FN(conv_wgeom)(a, OP_BACKWARD_WEIGHT);
     const int64_t unpool = a->pool ? ALIGN_UP(g.group * K * PQ) : 0;
-    const int64_t nb = lossk_min64(a->n, WGRAD_BLOCKS), part_n = ALIGN_UP((wino ? WF * g.cp * g.kp : L * K) + K);
+    const int layout = wino ? CONV_IM2COL : FN(conv_layout)(a, OP_BACKWARD_WEIGHT);
+    const int64_t nb = lossk_min64(a->n, WGRAD_BLOCKS);
+    const int64_t part_n = wino ? ALIGN_UP(WF * g.cp * g.kp + K) : FN(wgrad_part_n)(a, layout);
     int64_t xp_n, v_n, m_n;
     FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
-    const int shifted = !wino && FN(conv_shifted)(a, OP_BACKWARD_WEIGHT);
-    const int64_t sg = FN(shifted_group)(a, OP_BACKWARD_WEIGHT), xpn = FN(shifted_xp_n)(a);
+    const int64_t sg = FN(shifted_group)(a, OP_BACKWARD_WEIGHT), xpn = FN(shifted_xp_n)(a), KV = FN(round_vl)(K);
+    /* element (k, (c, r, s)) of a partial */
+    const int64_t pk = layout == CONV_CHANNELS ? 1 : L, pl = layout == CONV_CHANNELS ? KV : 1;
     int64_t *boff = (int64_t *)(shared + nb * part_n), *voff = boff + L;
-    if (shifted)
-        FN(shifted_offsets)(a, sg, boff, voff);
+    if (layout != CONV_IM2COL)
+        FN(shifted_offsets)(a, layout, sg, boff, voff);
     int bad = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -1119,15 +1228,24 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                         for (int e = 0; e < WF; e++)
                             FN(gemm)(g.cp, g.kp, (gi + 1) * g.nt, V + e * g.cp, 1, WF * g.cp, dM + e * g.kp,
                                      WF * g.kp, part + e * g.cp * g.kp, g.kp, n - gi > n0);
-                } else if (shifted) {
-                    T *dyg = tw + sg * xpn; /* (K, sg PQ); a group of one reads dyn itself */
+                } else if (layout != CONV_IM2COL) {
+                    T *dyg = tw + sg * xpn; /* (K, sg PQ), a group of one reading dyn itself; or (sg PQ, KV) */
                     const int64_t gi = (n - n0) % sg, last = gi + 1 == sg || n + 1 == n1;
                     FN(pad_image)(a, xn, tw + gi * xpn);
-                    for (int64_t k = 0; sg > 1 && k < K; k++)
-                        memcpy(dyg + (k * sg + gi) * PQ, dyn + k * PQ, sizeof(T) * PQ);
-                    if (last)
-                        FN(gemm_nt)(K, L, (gi + 1) * PQ, sg > 1 ? dyg : dyn, sg * PQ, tw, 0, boff, voff, part, L,
-                                    n - gi > n0);
+                    if (layout == CONV_CHANNELS) {
+                        T *rows = dyg + gi * PQ * KV;
+                        FN(relayout)(0, K, PQ, (T *)dyn, PQ, rows, PQ, 0, KV);
+                        for (int64_t j = 0; KV > K && j < PQ; j++)
+                            memset(rows + j * KV + K, 0, sizeof(T) * (KV - K));
+                        if (last)
+                            FN(gemm_ashifted)(L, KV, (gi + 1) * PQ, tw, boff, voff, dyg, KV, part, KV, n - gi > n0);
+                    } else {
+                        for (int64_t k = 0; sg > 1 && k < K; k++)
+                            memcpy(dyg + (k * sg + gi) * PQ, dyn + k * PQ, sizeof(T) * PQ);
+                        if (last)
+                            FN(gemm_nt)(K, L, (gi + 1) * PQ, sg > 1 ? dyg : dyn, sg * PQ, tw, 0, boff, voff, part,
+                                        L, n - gi > n0);
+                    }
                 } else {
                     FN(im2col)(a, xn, tw);
                     FN(gemm_nt)(K, L, PQ, dyn, PQ, tw, FN(col_ld)(a), NULL, NULL, part, L, n > n0);
@@ -1158,7 +1276,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                 for (int64_t e = 0; e < RS; e++) {
                     T sum = 0;
                     for (int64_t b = 0; b < nb; b++)
-                        sum += shared[b * part_n + k * L + c * RS + e];
+                        sum += shared[b * part_n + k * pk + (c * RS + e) * pl];
                     dw[kc * RS + e] += sum;
                 }
             }

@@ -115,6 +115,9 @@ CONV_CASES = [
     (1, 2, 3, 6, 6, 5, 1, 2, "direct"),
     (1, 2, 3, 4, 3, 3, 1, (3, 4), "direct"),  # padding wider than the kernel: rows of 9 outputs from 3 pixels
     (1, 2, 3, 5, 8, 3, 1, 1, "direct"),  # rows of 8 outputs: whole vectors, the weight gradient without im2col
+    # rows of 5 outputs, 8 channels in and out: vectors along the channels, in every pass and instruction set
+    (2, 8, 8, 5, 5, 3, 1, 1, "direct"),
+    (1, 3, 10, 3, 3, 3, 1, 1, "direct"),  # 10 output channels: the last vector partly padding
     (2, 3, 2, 6, 6, 5, 1, 2, "winograd"),
     (1, 2, 3, 7, 5, 5, 1, (0, 3), "winograd"),
     (1, 2, 2, 5, 5, 5, 1, 4, "winograd"),
@@ -232,6 +235,8 @@ def test_sequential_gradients_float64():
     (3, 4, 20, 2, "direct", np.float64),
     (2, 3, 10, 1, "direct", np.float32),    # rows of 10 outputs: computed in whole vectors, then packed
     (2, 3, 10, 1, "direct", np.float64),
+    (8, 8, 6, 1, "direct", np.float32),     # rows of 6 outputs: vectors along the 8 channels, then transposed
+    (8, 8, 6, 1, "direct", np.float64),
     (4, 5, 12, 1, "winograd", np.float64),
 ])
 def test_fused_conv_pool_matches_separate_layers(c, k, size, stride, algo, dtype, monkeypatch):
@@ -448,20 +453,23 @@ def test_bit_identical_for_any_thread_count():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_conv2d_weight_gradient_over_groups_of_images(dtype):
-    # 3x3 convolutions of 8x16 images: the weight gradient sums groups of small images' pixels in
-    # one dot product (rows of 16 outputs are whole vectors for every instruction set); 21 images
-    # make blocks of 2 and 3 images, and a group cut short by its block's end
+@pytest.mark.parametrize("c,k,h,wd", [(3, 4, 8, 16), (3, 4, 16, 16), (5, 10, 5, 5), (5, 10, 12, 23)])
+def test_conv2d_weight_gradient_over_groups_of_images(dtype, c, k, h, wd):
+    # 3x3 convolutions of small images: the weight gradient sums groups of images' pixels at once
+    # (8 or 16 x 16: rows of whole vectors for every instruction set, vectors along the pixels except
+    # with AVX-512; 5 x 5, 12 x 23: vectors along the 10 output channels, the last one partly
+    # padding); 21 images make blocks of 2 and 3 images, so groups of 8 and 4 images are cut short by
+    # their block's end, and groups of 2 take a block of 3 in two
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((21, 3, 8, 16)).astype(dtype)
-    G = rng.standard_normal((21, 4, 8, 16)).astype(dtype)
-    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    x = rng.standard_normal((21, c, h, wd)).astype(dtype)
+    G = rng.standard_normal((21, k, h, wd)).astype(dtype)
+    w = rng.standard_normal((k, c, 3, 3)).astype(dtype)
     got = []
     before = lossk.get_num_threads()
     try:
         for nt in (1, 2, 3):
             lossk.set_num_threads(nt)
-            dw, db = np.zeros_like(w), np.zeros(4, dtype)
+            dw, db = np.zeros_like(w), np.zeros(k, dtype)
             lossk._core.conv2d_backward_weight(x, G, dw, db, (1, 1), (1, 1))
             got.append((dw, db))
     finally:
@@ -471,6 +479,26 @@ def test_conv2d_weight_gradient_over_groups_of_images(dtype):
     tol = 1e-12 if dtype == np.float64 else 2e-5
     assert np.abs(got[0][0] - rdw).max() <= tol * np.abs(rdw).max()
     assert np.abs(got[0][1] - rdb).max() <= tol * np.abs(rdb).max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("h,wd", [(8, 8), (5, 5), (4, 16)])
+def test_conv2d_weight_gradient_meets_an_inf_only_where_its_taps_do(dtype, h, wd):
+    # an inf at the end of an input row: the taps that meet it (s = 1, 2) give +-inf, the others stay finite
+    # (vectors along a row would meet it in the lanes past the row's end, as 0 inf = nan)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 2, h, wd)).astype(dtype)
+    x[1, 1, 2, wd - 1] = np.inf
+    G = rng.standard_normal((3, 16, h, wd)).astype(dtype)
+    w = np.zeros((16, 2, 3, 3), dtype)
+    dw = np.zeros_like(w)
+    lossk._core.conv2d_backward_weight(x, G, dw, None, (1, 1), (1, 1))
+    _, rdw, _ = ref_conv2d_backward(x.astype(f64), w.astype(f64), G.astype(f64), (1, 1), (1, 1))
+    assert not np.isnan(rdw).any() and np.isinf(rdw[:, 1, :, 1:]).all() and np.isfinite(rdw[:, 1, :, 0]).all()
+    np.testing.assert_array_equal(np.isinf(dw), np.isinf(rdw))
+    np.testing.assert_array_equal(np.sign(dw), np.sign(rdw))
+    fin = np.isfinite(rdw)
+    np.testing.assert_allclose(dw[fin], rdw[fin], rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-4)
 
 
 # ---- losses --------------------------------------------------------------------------------------
