@@ -821,21 +821,30 @@ static int FN(pool_check)(const lossk_pool2d_args *a)
 }
 
 /* One plane: y (p, q) and indices from x (h, w); PyTorch's rule: the first maximum in row-major
- * order, and nan beats everything. 2x2 windows with stride 2 go VL outputs at a time. */
+ * order, and nan beats everything. 2x2 windows with stride 2 go VL outputs at a time, a row's
+ * last vector (or a row shorter than one) with its lanes past the row unused: their loads run into
+ * the next input rows, or, at the plane's end, into a zero-padded copy. Other windows one output
+ * at a time. */
 static void FN(pool_plane)(const T *x, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                            int64_t p, int64_t q, T *y, int64_t *indices)
 {
-    (void)h;
     const int fast = kh == 2 && kw == 2 && sh == 2 && sw == 2;
     FN(ivec) even, odd;
     for (int64_t j = 0; j < VL; j++) {
         even[j] = (TI)(2 * j);
         odd[j] = (TI)(2 * j + 1);
     }
+    T tail[4 * VL];
     for (int64_t oh = 0; oh < p; oh++) {
-        int64_t ow = 0;
-        for (; fast && ow + VL <= q; ow += VL) {
+        for (int64_t ow = 0; fast && ow < q; ow += VL) {
             const T *r0 = x + 2 * oh * w + 2 * ow, *r1 = r0 + w;
+            const int64_t lanes = lossk_min64(VL, q - ow);
+            if ((2 * oh + 1) * w + 2 * ow + 2 * VL > h * w) {
+                memset(tail, 0, sizeof tail);
+                memcpy(tail, r0, sizeof(T) * 2 * lanes);
+                memcpy(tail + 2 * VL, r1, sizeof(T) * 2 * lanes);
+                r0 = tail, r1 = tail + 2 * VL;
+            }
             const VEC a0 = *(const VEC *)r0, b0 = *(const VEC *)(r0 + VL);
             const VEC a1 = *(const VEC *)r1, b1 = *(const VEC *)(r1 + VL);
             const VEC cand[4] = {__builtin_shuffle(a0, b0, even), __builtin_shuffle(a0, b0, odd),
@@ -847,11 +856,12 @@ static void FN(pool_plane)(const T *x, int64_t h, int64_t w, int64_t kh, int64_t
                 best = (VEC)(((FN(ivec))cand[e] & take) | ((FN(ivec))best & ~take));
                 arg = (arg & ~take) | (take & e);
             }
-            *(VEC *)(y + oh * q + ow) = best;
-            for (int64_t j = 0; j < VL; j++)
+            for (int64_t j = 0; j < lanes; j++) {
+                y[oh * q + ow + j] = best[j];
                 indices[oh * q + ow + j] = (2 * oh + arg[j] / 2) * w + 2 * (ow + j) + arg[j] % 2;
+            }
         }
-        for (; ow < q; ow++) {
+        for (int64_t ow = 0; !fast && ow < q; ow++) {
             const int64_t h0 = oh * sh, w0 = ow * sw;
             int64_t arg = h0 * w + w0;
             T best = x[arg];

@@ -172,19 +172,26 @@ def test_max_pool2d(kernel, stride):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_max_pool2d_wide_rows_ties_and_nan(dtype):
-    """Rows wide enough for the vectorised 2x2 path, with ties and nans in the windows."""
+@pytest.mark.parametrize("h,w", [(6, 44), (6, 46), (7, 9), (4, 8), (16, 16)])
+def test_max_pool2d_2x2_ties_and_nan(dtype, h, w):
+    """The vectorised 2x2 path, with ties and nans in the windows: rows of whole vectors and a tail
+    (44, 46 wide), rows shorter than a vector (8, 9, 16 wide, 9 with an unused last row and
+    column), and rows near a plane's end, whose loads go through a zero-padded copy."""
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 3, (2, 3, 6, 44)).astype(dtype)
-    x[0, 0, 2, 5] = x[1, 2, 3, 30] = np.nan
+    x = rng.integers(0, 3, (2, 3, h, w)).astype(dtype)
+    p, q = h // 2, w // 2
+    x[0, 0, 1, 1] = x[1, 2, 2 * p - 1, 2 * q - 1] = np.nan
+    x[1, 1, -1, -1] = np.inf  # outside every window when h or w is odd
+    before = x.copy()
     y, idx = lossk._core.max_pool2d_forward(x, (2, 2), (2, 2))
+    np.testing.assert_array_equal(x, before)
     ref, _ = ref_max_pool2d(x, (2, 2), (2, 2))
     np.testing.assert_array_equal(y, ref)
-    win = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(2, 3))[:, :, ::2, ::2].reshape(2, 3, 3, 22, 4)
+    win = np.lib.stride_tricks.sliding_window_view(x, (2, 2), axis=(2, 3))[:, :, ::2, ::2].reshape(2, 3, p, q, 4)
     first = np.argmax((win == y[..., None]) | np.isnan(win), axis=-1)
-    hh = 2 * np.arange(3)[:, None] + first // 2
-    ww = 2 * np.arange(22)[None, :] + first % 2
-    np.testing.assert_array_equal(idx, hh * 44 + ww)
+    hh = 2 * np.arange(p)[:, None] + first // 2
+    ww = 2 * np.arange(q)[None, :] + first % 2
+    np.testing.assert_array_equal(idx, hh * w + ww)
 
 
 def test_max_pool2d_ties_and_nan_follow_pytorch():
