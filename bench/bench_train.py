@@ -6,7 +6,8 @@ Steps of the two frameworks alternate, so both see the same machine load; the me
 of each is reported as images/s, with the ratio lossk / PyTorch; likewise for inference (a forward
 pass without gradients). --layers adds the time of each
 convolution's forward, input-gradient and weight-gradient kernels against PyTorch's, and of two 3x3
-convolutions (padding 1) such as other small networks use, which lossk does not run by Winograd.
+convolutions (padding 1) such as other small networks use, which lossk does not run by Winograd,
+and of 2x2 max pooling on its own (the network fuses it into the convolution before it).
 Uses the first CIFAR-10 training batch when it is found (--data), random images otherwise.
 """
 import argparse
@@ -63,7 +64,8 @@ def interleaved(fns, steps, warmup=3):
 
 def bench_layers(torch, batch, steps, rng):
     print(f"\n{'conv layer':<22}{'op':<6}{'lossk ms':>10}{'torch ms':>10}{'speedup':>9}")
-    for c, k, h, r in ((3, 32, 32, 5), (32, 32, 16, 5), (32, 64, 8, 5), (32, 32, 16, 3), (64, 64, 8, 3)):
+    for c, k, h, r in ((3, 32, 32, 5), (32, 32, 16, 5), (32, 64, 8, 5), (32, 32, 16, 3), (32, 32, 12, 3),
+                       (64, 64, 8, 3)):
         pad = r // 2
         x = rng.standard_normal((batch, c, h, h)).astype(np.float32)
         w = (rng.standard_normal((k, c, r, r)) * 0.1).astype(np.float32)
@@ -83,6 +85,22 @@ def bench_layers(torch, batch, steps, rng):
         for name, fl, ft in ops:
             tl, tt = interleaved([fl, ft], steps)
             print(f"{f'{r}x{r} {c}->{k} {h}x{h}':<22}{name:<6}{tl * 1e3:>10.2f}{tt * 1e3:>10.2f}{tt / tl:>8.2f}x")
+    print(f"\n{'2x2 max pool':<22}{'op':<6}{'lossk ms':>10}{'torch ms':>10}{'speedup':>9}")
+    for c, h in ((32, 32), (32, 16), (64, 8)):
+        x = rng.standard_normal((batch, c, h, h)).astype(np.float32)
+        y, idx = _core.max_pool2d_forward(x, (2, 2), (2, 2))
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        tx, tg, tidx = torch.from_numpy(x), torch.from_numpy(g), torch.from_numpy(idx)
+        ops = [
+            ("fwd", lambda: _core.max_pool2d_forward(x, (2, 2), (2, 2), idx),
+             lambda: torch.nn.functional.max_pool2d(tx, 2, return_indices=True)),
+            ("dX", lambda: _core.max_pool2d_backward(g, idx, x.shape, (2, 2), (2, 2), np.float32),
+             lambda: torch.ops.aten.max_pool2d_with_indices_backward(tg, tx, [2, 2], [2, 2], [0, 0], [1, 1], False,
+                                                                     tidx)),
+        ]
+        for name, fl, ft in ops:
+            tl, tt = interleaved([fl, ft], steps)
+            print(f"{f'{c} planes {h}x{h}':<22}{name:<6}{tl * 1e3:>10.2f}{tt * 1e3:>10.2f}{tt / tl:>8.2f}x")
 
 
 def main():
@@ -93,7 +111,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                                    "cifar-10-batches-py"),
                     help="CIFAR-10 python batches (default: ../shared/cifar-10-batches-py from the project root)")
-    ap.add_argument("--layers", action="store_true", help="also time each convolution's kernels")
+    ap.add_argument("--layers", action="store_true", help="also time each convolution's and pooling's kernels")
     args = ap.parse_args()
 
     import torch
