@@ -185,9 +185,9 @@ cdef int _conv_setup(lossk_conv2d_args *a, tuple xshape, tuple wshape, tuple str
     if algo not in ALGOS:
         raise ValueError(f"algo: expected one of {', '.join(ALGOS)}, got {algo!r}")
     a.algo = ALGOS[algo]
-    if a.algo == LOSSK_CONV_WINOGRAD and not (a.r == 5 and a.s == 5 and a.stride_h == 1 and a.stride_w == 1
-                                              and a.pad_h <= 4 and a.pad_w <= 4):
-        raise ValueError("algo 'winograd' needs a 5x5 kernel, stride 1 and padding <= 4")
+    if a.algo == LOSSK_CONV_WINOGRAD and not (a.r == a.s and a.r in (3, 5) and a.stride_h == 1 and a.stride_w == 1
+                                              and a.pad_h < a.r and a.pad_w < a.s):
+        raise ValueError("algo 'winograd' needs a 3x3 or 5x5 kernel, stride 1 and padding below the kernel size")
     a.pool = 0
     a.input = a.weight = a.bias = a.grad_output = NULL
     a.output = a.grad_input = a.grad_weight = a.grad_bias = a.work = NULL

@@ -121,6 +121,9 @@ CONV_CASES = [
     (2, 3, 2, 6, 6, 5, 1, 2, "winograd"),
     (1, 2, 3, 7, 5, 5, 1, (0, 3), "winograd"),
     (1, 2, 2, 5, 5, 5, 1, 4, "winograd"),
+    (2, 3, 2, 6, 6, 3, 1, 1, "winograd"),  # F(6x6, 3x3): one tile per image
+    (1, 2, 3, 7, 8, 3, 1, (0, 2), "winograd"),  # tiles past the output, padding up to the kernel's size - 1
+    (1, 2, 2, 13, 5, 3, 1, 2, "winograd"),
 ]
 
 
@@ -142,22 +145,24 @@ def test_conv2d_gradients(case):
     np.testing.assert_allclose(conv.bias.grad, rdb, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel", [3, 5])
 @pytest.mark.parametrize("c,k,h", [(3, 32, 12), (3, 8, 16), (32, 32, 8), (32, 64, 4), (9, 17, 6)])
-def test_conv2d_float32_paths_agree_with_reference(c, k, h):
+def test_conv2d_float32_paths_agree_with_reference(c, k, h, kernel):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3, c, h, h)).astype(np.float32)
     G = rng.standard_normal((3, k, h, h)).astype(np.float32)
     ref = None
+    pad = kernel // 2
     for algo in ("direct", "winograd"):
-        conv = nn.Conv2d(c, k, 5, padding=2, rng=3, algo=algo)
+        conv = nn.Conv2d(c, k, kernel, padding=pad, rng=3, algo=algo)
         w, b = conv.weight.data.astype(f64), conv.bias.data.astype(f64)
         if ref is None:
-            ref = (ref_conv2d(x.astype(f64), w, b, (1, 1), (2, 2)),) + ref_conv2d_backward(x.astype(f64), w, G.astype(f64),
-                                                                                           (1, 1), (2, 2))
+            ref = (ref_conv2d(x.astype(f64), w, b, (1, 1), (pad, pad)),) + ref_conv2d_backward(
+                x.astype(f64), w, G.astype(f64), (1, 1), (pad, pad))
         got = (conv(x), conv.backward(G), conv.weight.grad, conv.bias.grad)
         for g, r in zip(got, ref):
             assert g.dtype == np.float32
-            # Winograd F(4x4, 5x5) keeps float32 accuracy: within a few 1e-6 of the largest value
+            # Winograd F(4x4, 5x5) and F(6x6, 3x3) keep float32 accuracy: within a few 1e-6 of the largest value
             assert np.abs(g - r).max() <= 2e-5 * max(1.0, np.abs(r).max()), algo
 
 
@@ -236,19 +241,21 @@ def test_sequential_gradients_float64():
     check_layer_grads(net, x, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.parametrize("c,k,size,stride,algo,dtype", [
-    (16, 8, 8, 1, "auto", np.float32),      # Winograd, pooled in the output transform
-    (3, 32, 32, 1, "auto", np.float32),     # direct, pooled per image (vectorised 2x2 pool)
-    (3, 4, 20, 2, "direct", np.float64),
-    (2, 3, 10, 1, "direct", np.float32),    # rows of 10 outputs: computed in whole vectors, then packed
-    (2, 3, 10, 1, "direct", np.float64),
-    (8, 8, 6, 1, "direct", np.float32),     # rows of 6 outputs: vectors along the 8 channels, then transposed
-    (8, 8, 6, 1, "direct", np.float64),
-    (4, 5, 12, 1, "winograd", np.float64),
+@pytest.mark.parametrize("c,k,size,stride,algo,dtype,kernel", [
+    (16, 8, 8, 1, "auto", np.float32, 5),      # Winograd, pooled in the output transform
+    (3, 32, 32, 1, "auto", np.float32, 5),     # direct, pooled per image (vectorised 2x2 pool)
+    (3, 4, 20, 2, "direct", np.float64, 5),
+    (2, 3, 10, 1, "direct", np.float32, 5),    # rows of 10 outputs: computed in whole vectors, then packed
+    (2, 3, 10, 1, "direct", np.float64, 5),
+    (8, 8, 6, 1, "direct", np.float32, 5),     # rows of 6 outputs: vectors along the 8 channels, then transposed
+    (8, 8, 6, 1, "direct", np.float64, 5),
+    (4, 5, 12, 1, "winograd", np.float64, 5),
+    (16, 16, 12, 1, "auto", np.float32, 3),   # Winograd F(6x6, 3x3), pooled in the output transform (3x3 cells a tile)
+    (4, 5, 8, 1, "winograd", np.float64, 3),  # 6x6 tiles past the 8x8 output
 ])
-def test_fused_conv_pool_matches_separate_layers(c, k, size, stride, algo, dtype, monkeypatch):
+def test_fused_conv_pool_matches_separate_layers(c, k, size, stride, algo, dtype, kernel, monkeypatch):
     rng = np.random.default_rng(0)
-    conv, pool = nn.Conv2d(c, k, 5, stride=stride, padding=2, rng=1, algo=algo, dtype=dtype), nn.MaxPool2d(2)
+    conv, pool = nn.Conv2d(c, k, kernel, stride=stride, padding=kernel // 2, rng=1, algo=algo, dtype=dtype), nn.MaxPool2d(2)
     x = rng.standard_normal((3, c, size, size)).astype(dtype)
     fused = nn.Sequential(conv, pool)
     with monkeypatch.context() as m:
@@ -633,6 +640,17 @@ def test_empty_input_plane_with_padding_runs_forward_and_backward():
     dx = lossk._core.conv2d_backward_input(go, np.ones((1, 1, 3, 3), np.float32), (1, 1, 0, 0), (1, 1), (2, 2),
                                            "direct", np.zeros((1, 1, 1, 1), np.int64))
     assert dx.shape == (1, 1, 0, 0)
+
+
+def test_winograd_refuses_kernels_it_has_no_transforms_for():
+    C = lossk._core
+    x, w3 = np.ones((1, 2, 8, 8), np.float32), np.ones((2, 2, 3, 3), np.float32)
+    for w, stride, padding in [(np.ones((2, 2, 4, 4), np.float32), (1, 1), (1, 1)), (np.ones((2, 2, 3, 5), np.float32),
+                               (1, 1), (1, 2)), (w3, (2, 2), (1, 1)), (w3, (1, 1), (3, 1)), (w3, (1, 1), (1, 3))]:
+        with pytest.raises(ValueError, match=r"algo 'winograd' needs a 3x3 or 5x5 kernel, stride 1 and padding "
+                                             r"below the kernel size"):
+            C.conv2d_forward(x, w, None, stride, padding, "winograd", False)
+    C.conv2d_forward(x, w3, None, (1, 1), (2, 2), "winograd", False)
 
 
 @pytest.mark.parametrize("wshape", [(4, 3, 1), (4, 3, 1, 1, 2), (4, 3, 1, 1, 0), (0, 3, 1, 1), (4, 3, 0, 1)])
