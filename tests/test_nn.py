@@ -496,6 +496,22 @@ def test_conv2d_weight_gradient_over_groups_of_images(dtype, c, k, h, wd):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [4, 16])
+def test_direct_conv2d_meets_an_inf_only_in_the_windows_that_hold_it(dtype, k):
+    # the documented difference: Winograd spreads a non-finite input over its output tiles as nan,
+    # the direct sum (vectors along rows with 4 output channels, along channels with 16) does not
+    x = np.ones((1, 16, 12, 12), dtype)
+    x[0, 3, 5, 11] = np.inf
+    w = np.ones((k, 16, 3, 3), dtype)
+    y = lossk._core.conv2d_forward(x, w, None, (1, 1), (1, 1), "direct", False)
+    hit = np.zeros((12, 12), bool)
+    hit[4:7, 10:12] = True
+    assert (np.isposinf(y) == hit).all() and (y[:, :, ~hit] > 0).all()
+    yw = lossk._core.conv2d_forward(x, w, None, (1, 1), (1, 1), "winograd", False)
+    assert np.isnan(yw).any() and np.isfinite(yw[:, :, :, :6]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("h,wd", [(8, 8), (5, 5), (4, 16)])
 def test_conv2d_weight_gradient_meets_an_inf_only_where_its_taps_do(dtype, h, wd):
     # an inf at the end of an input row: the taps that meet it (s = 1, 2) give +-inf, the others stay finite
