@@ -6,8 +6,8 @@ Steps of the two frameworks alternate, so both see the same machine load; the me
 of each is reported as images/s, with the ratio lossk / PyTorch; likewise for inference (a forward
 pass without gradients). --layers adds the time of each
 convolution's forward, input-gradient and weight-gradient kernels against PyTorch's, and of three 3x3
-convolutions (padding 1) such as other small networks use (Winograd for 16x16 and 12x12 images,
-direct for 8x8), and of 2x2 max pooling on its own (the network fuses it into the convolution
+convolutions (padding 1) such as other small networks use (Winograd F(6x6, 3x3) for 16x16 and
+12x12 images, F(4x4, 3x3) for 8x8), and of 2x2 max pooling on its own (the network fuses it into the convolution
 before it).
 Uses the first CIFAR-10 training batch when it is found (--data), random images otherwise.
 """

@@ -123,7 +123,8 @@ CONV_CASES = [
     (1, 2, 2, 5, 5, 5, 1, 4, "winograd"),
     (2, 3, 2, 6, 6, 3, 1, 1, "winograd"),  # F(6x6, 3x3): one tile per image
     (1, 2, 3, 7, 8, 3, 1, (0, 2), "winograd"),  # tiles past the output, padding up to the kernel's size - 1
-    (1, 2, 2, 13, 5, 3, 1, 2, "winograd"),
+    (2, 3, 2, 8, 8, 3, 1, 1, "winograd"),  # F(4x4, 3x3): 2 x 2 tiles
+    (1, 2, 2, 13, 5, 3, 1, 2, "winograd"),  # F(4x4, 3x3) forward and weight gradient, F(6x6, 3x3) input gradient
 ]
 
 
@@ -251,7 +252,9 @@ def test_sequential_gradients_float64():
     (8, 8, 6, 1, "direct", np.float64, 5),
     (4, 5, 12, 1, "winograd", np.float64, 5),
     (16, 16, 12, 1, "auto", np.float32, 3),   # Winograd F(6x6, 3x3), pooled in the output transform (3x3 cells a tile)
-    (4, 5, 8, 1, "winograd", np.float64, 3),  # 6x6 tiles past the 8x8 output
+    (4, 5, 10, 1, "winograd", np.float64, 3),  # F(6x6, 3x3), 6x6 tiles past the 10x10 output
+    (16, 16, 8, 1, "auto", np.float32, 3),     # Winograd F(4x4, 3x3)
+    (4, 5, 2, 1, "winograd", np.float64, 3),   # F(4x4, 3x3), a 4x4 tile past the 2x2 output
 ])
 def test_fused_conv_pool_matches_separate_layers(c, k, size, stride, algo, dtype, kernel, monkeypatch):
     rng = np.random.default_rng(0)
