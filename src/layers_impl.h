@@ -920,6 +920,23 @@ static int FN(pool_check)(const lossk_pool2d_args *a)
     return LOSSK_OK;
 }
 
+/* The 2x2 maxima of VL windows whose rows start at r0 and r1 (2 VL values each), and which of
+ * the four won (0-3): PyTorch's rule, the first maximum in row-major order, nan beats all. */
+LOSSK_INLINE void FN(pool_max4)(const T *r0, const T *r1, FN(ivec) even, FN(ivec) odd, VEC *best, FN(ivec) *arg)
+{
+    const VEC a0 = *(const VEC *)r0, b0 = *(const VEC *)(r0 + VL);
+    const VEC a1 = *(const VEC *)r1, b1 = *(const VEC *)(r1 + VL);
+    const VEC cand[4] = {__builtin_shuffle(a0, b0, even), __builtin_shuffle(a0, b0, odd),
+                         __builtin_shuffle(a1, b1, even), __builtin_shuffle(a1, b1, odd)};
+    *best = cand[0];
+    *arg = (FN(ivec)){0};
+    for (int e = 1; e < 4; e++) {
+        const FN(ivec) take = (cand[e] > *best) | (cand[e] != cand[e]);
+        *best = (VEC)(((FN(ivec))cand[e] & take) | ((FN(ivec))*best & ~take));
+        *arg = (*arg & ~take) | (take & e);
+    }
+}
+
 /* One plane: y (p, q) and indices from x (h, w); PyTorch's rule: the first maximum in row-major
  * order, and nan beats everything. 2x2 windows with stride 2 go VL outputs at a time, a row's
  * last vector (or a row shorter than one) with its lanes past the row unused: their loads run into
@@ -936,32 +953,37 @@ static void FN(pool_plane)(const T *x, int64_t h, int64_t w, int64_t kh, int64_t
     }
     T tail[4 * VL];
     for (int64_t oh = 0; oh < p; oh++) {
-        for (int64_t ow = 0; fast && ow < q; ow += VL) {
+        /* the argmax's place in the plane */
+#define POOL_INDEX(j) (indices[oh * q + ow + (j)] = (2 * oh + arg[j] / 2) * w + 2 * (ow + (j)) + arg[j] % 2)
+        int64_t ow = 0;
+        for (; fast && ow + VL <= q; ow += VL) {
+            const T *r0 = x + 2 * oh * w + 2 * ow;
+            VEC best;
+            FN(ivec) arg;
+            FN(pool_max4)(r0, r0 + w, even, odd, &best, &arg);
+            *(VEC *)(y + oh * q + ow) = best;
+            for (int64_t j = 0; j < VL; j++)
+                POOL_INDEX(j);
+        }
+        if (fast && ow < q) {
             const T *r0 = x + 2 * oh * w + 2 * ow, *r1 = r0 + w;
-            const int64_t lanes = lossk_min64(VL, q - ow);
+            const int64_t lanes = q - ow;
+            VEC best;
+            FN(ivec) arg;
             if ((2 * oh + 1) * w + 2 * ow + 2 * VL > h * w) {
                 memset(tail, 0, sizeof tail);
                 memcpy(tail, r0, sizeof(T) * 2 * lanes);
                 memcpy(tail + 2 * VL, r1, sizeof(T) * 2 * lanes);
                 r0 = tail, r1 = tail + 2 * VL;
             }
-            const VEC a0 = *(const VEC *)r0, b0 = *(const VEC *)(r0 + VL);
-            const VEC a1 = *(const VEC *)r1, b1 = *(const VEC *)(r1 + VL);
-            const VEC cand[4] = {__builtin_shuffle(a0, b0, even), __builtin_shuffle(a0, b0, odd),
-                                 __builtin_shuffle(a1, b1, even), __builtin_shuffle(a1, b1, odd)};
-            VEC best = cand[0];
-            FN(ivec) arg = (FN(ivec)){0};
-            for (int e = 1; e < 4; e++) {
-                const FN(ivec) take = (cand[e] > best) | (cand[e] != cand[e]);
-                best = (VEC)(((FN(ivec))cand[e] & take) | ((FN(ivec))best & ~take));
-                arg = (arg & ~take) | (take & e);
-            }
+            FN(pool_max4)(r0, r1, even, odd, &best, &arg);
             for (int64_t j = 0; j < lanes; j++) {
                 y[oh * q + ow + j] = best[j];
-                indices[oh * q + ow + j] = (2 * oh + arg[j] / 2) * w + 2 * (ow + j) + arg[j] % 2;
+                POOL_INDEX(j);
             }
         }
-        for (int64_t ow = 0; !fast && ow < q; ow++) {
+#undef POOL_INDEX
+        for (ow = 0; !fast && ow < q; ow++) {
             const int64_t h0 = oh * sh, w0 = ow * sw;
             int64_t arg = h0 * w + w0;
             T best = x[arg];

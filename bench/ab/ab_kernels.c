@@ -4,7 +4,8 @@
  * caches (AB_KEEP_CACHE=1 in the environment: no eviction, for calls on cache-resident data). On a shared machine whose speed drifts within seconds, the median of the per-pair ratios
  * B/A is what to read; the times themselves move with the machine's load.
  *
- * usage: ab_kernels [CASES [PAIRS]]   CASES: comma-separated names (default: all), PAIRS: 15 */
+ * usage: ab_kernels [CASES [PAIRS]]   CASES: comma-separated names (default: all), PAIRS: 15
+ * The layer cases (conv*, pool*) run the convolutions with algo auto, as lossk.nn does. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,33 @@ static const struct {
     {"nll2d_odd", VARIANTS(nll), 8, 21, 256 * 256 - 1, 0},
     {"nll2d_c2", VARIANTS(nll), 64, 2, 256 * 256, 0},
     {"nll2d_odd_grad", VARIANTS(nll), 8, 21, 256 * 256 - 1, 1},
+};
+
+/* Layers, batch 64, algo auto: each convolution shape as forward, input and weight gradients. */
+enum { LAYER_FWD, LAYER_DX, LAYER_DW, LAYER_POOL };
+typedef int (*conv_fn)(lossk_conv2d_args *);
+typedef int (*pool_fn)(lossk_pool2d_args *);
+#define CONV_CASE(name, c, k, h, r, pad) \
+    {name "_fwd", LAYER_FWD, VARIANTS(conv2d_forward), c, k, h, r, pad}, \
+    {name "_dx", LAYER_DX, VARIANTS(conv2d_backward_input), c, k, h, r, pad}, \
+    {name "_dw", LAYER_DW, VARIANTS(conv2d_backward_weight), c, k, h, r, pad}
+static const struct {
+    const char *name;
+    int op;
+    void *fn[4];
+    int64_t c, k, h, r, pad; /* pooling: c planes of h x h, 2x2 windows */
+} layer_cases[] = {
+    CONV_CASE("conv5x5_first", 3, 32, 32, 5, 2), /* the tutorial network's layers */
+    CONV_CASE("conv5x5_c32_16", 32, 32, 16, 5, 2),
+    CONV_CASE("conv5x5_c32_8", 32, 64, 8, 5, 2),
+    CONV_CASE("conv3x3_c32_16", 32, 32, 16, 3, 1),
+    CONV_CASE("conv3x3_c32_12", 32, 32, 12, 3, 1),
+    CONV_CASE("conv3x3_c64_8", 64, 64, 8, 3, 1),
+    CONV_CASE("conv3x3_c16_7", 16, 24, 7, 3, 1),
+    {"pool_32", LAYER_POOL, VARIANTS(max_pool2d_forward), 32, 0, 32, 2, 0},
+    {"pool_16", LAYER_POOL, VARIANTS(max_pool2d_forward), 32, 0, 16, 2, 0},
+    {"pool_8", LAYER_POOL, VARIANTS(max_pool2d_forward), 64, 0, 8, 2, 0},
+    {"pool_28", LAYER_POOL, VARIANTS(max_pool2d_forward), 64, 0, 28, 2, 0},
 };
 
 static double now(void)
@@ -180,6 +208,23 @@ static void time_pairs(const char *label, call_fn call, void *fa, void *fb, void
 
 static int call_ew(void *fn, void *args) { return ((ew_fn)fn)(args); }
 static int call_class(void *fn, void *args) { return ((class_fn)fn)(args); }
+static int call_pool(void *fn, void *args) { return ((pool_fn)fn)(args); }
+
+/* a convolution call with the scratch its own revision asks for */
+struct conv_call {
+    lossk_conv2d_args a;
+    void *work[2];
+    int64_t size[2];
+    void *fn[2];
+};
+static int call_conv(void *fn, void *args)
+{
+    struct conv_call *cc = args;
+    const int side = fn == cc->fn[1];
+    cc->a.work = cc->work[side];
+    cc->a.work_size = cc->size[side];
+    return ((conv_fn)fn)(&cc->a);
+}
 
 int main(int argc, char **argv)
 {
@@ -241,6 +286,54 @@ int main(int argc, char **argv)
             free(grad);
             free(t);
             free(tp);
+        }
+        for (size_t i = 0; i < sizeof layer_cases / sizeof *layer_cases; i++) {
+            if (!wanted(list, layer_cases[i].name))
+                continue;
+            const int64_t N = 64, C = layer_cases[i].c, K = layer_cases[i].k, H = layer_cases[i].h;
+            const int64_t R = layer_cases[i].r, P = H + 2 * layer_cases[i].pad - R + 1;
+            void *fa = layer_cases[i].fn[f64], *fb = layer_cases[i].fn[2 + f64];
+            if (layer_cases[i].op == LAYER_POOL) {
+                void *x = fill((size_t)(N * C * H * H), f64, normal), *y = fill((size_t)(N * C * H * H / 4), f64, normal);
+                int64_t *idx = malloc((size_t)(N * C * H * H / 4) * sizeof *idx);
+                lossk_pool2d_args a = {.n = N, .c = C, .h = H, .w = H, .kh = 2, .kw = 2, .stride_h = 2, .stride_w = 2,
+                                       .p = H / 2, .q = H / 2, .input = x, .output = y, .indices = idx};
+                snprintf(label, sizeof label, "%s %s (64, %lld, %lld, %lld)", layer_cases[i].name, dtype, (long long)C,
+                         (long long)H, (long long)H);
+                time_pairs(label, call_pool, fa, fb, &a, pairs);
+                free(x);
+                free(y);
+                free(idx);
+                continue;
+            }
+            void *x = fill((size_t)(N * C * H * H), f64, normal), *dx = fill((size_t)(N * C * H * H), f64, normal);
+            void *w = fill((size_t)(K * C * R * R), f64, normal), *dw = fill((size_t)(K * C * R * R), f64, normal);
+            void *y = fill((size_t)(N * K * P * P), f64, normal), *dy = fill((size_t)(N * K * P * P), f64, normal);
+            struct conv_call cc = {.a = {.n = N, .c = C, .h = H, .w = H, .k = K, .r = R, .s = R, .stride_h = 1,
+                                         .stride_w = 1, .pad_h = layer_cases[i].pad, .pad_w = layer_cases[i].pad,
+                                         .p = P, .q = P, .algo = LOSSK_CONV_AUTO, .input = x, .weight = w,
+                                         .output = y, .grad_output = dy, .grad_input = dx, .grad_weight = dw},
+                                   .fn = {fa, fb}};
+            for (int side = 0; side < 2; side++) { /* the scratch size query: work NULL */
+                cc.a.work = NULL;
+                if (((conv_fn)cc.fn[side])(&cc.a) != LOSSK_OK) {
+                    fprintf(stderr, "%s: the size query failed\n", layer_cases[i].name);
+                    return 1;
+                }
+                cc.size[side] = cc.a.work_size;
+                cc.work[side] = malloc((size_t)cc.size[side]);
+            }
+            snprintf(label, sizeof label, "%s %s (64, %lld->%lld, %lldx%lld)", layer_cases[i].name, dtype,
+                     (long long)C, (long long)K, (long long)H, (long long)H);
+            time_pairs(label, call_conv, fa, fb, &cc, pairs);
+            free(cc.work[0]);
+            free(cc.work[1]);
+            free(x);
+            free(dx);
+            free(w);
+            free(dw);
+            free(y);
+            free(dy);
         }
     }
     free(evict_buf);
