@@ -16,9 +16,10 @@ arrays. Initialisation follows PyTorch's defaults (weight and bias uniform in +-
 drawn from ``rng=`` (a ``numpy.random.Generator`` or a seed) or, when not given, from lossk's
 default generator, which :func:`manual_seed` resets.
 
-:class:`Sequential` runs a Conv2d followed by a MaxPool2d(2) as one fused kernel (when the
-convolution's output has even height and width): same results, and the convolution's output is
-pooled while it is in cache instead of going through memory.
+:class:`Sequential` runs a Conv2d followed by a MaxPool2d(2), or by a ReLU and a MaxPool2d(2), as
+one fused kernel (when the convolution's output has even height and width), the ReLU then on the
+pooled output: same results, and the convolution's output is pooled while it is in cache instead
+of going through memory.
 
 Loss modules (``CrossEntropyLoss`` etc.) run lossk's fused loss-and-gradient kernels:
 ``loss = criterion(out, target)`` keeps the gradient and ``criterion.backward()`` returns it;
@@ -487,10 +488,16 @@ class Sequential(Module):
         i, layers = 0, self.layers
         while i < len(layers):
             layer = layers[i]
-            if (isinstance(layer, Conv2d) and i + 1 < len(layers) and isinstance(x, np.ndarray)
-                    and layer._fuses_with(layers[i + 1], x)):
-                x = layer._forward_pooled(x, layers[i + 1])
-                i += 2
+            # Conv2d, [ReLU,] MaxPool2d(2) as one kernel, the ReLU on the pooled output: max pooling
+            # commutes with it (the same values, and the same gradient, which is 0 wherever the
+            # window's maximum is not above 0)
+            relu = i + 2 < len(layers) and isinstance(layers[i + 1], ReLU)
+            if (isinstance(layer, Conv2d) and i + 1 + relu < len(layers) and isinstance(x, np.ndarray)
+                    and layer._fuses_with(layers[i + 1 + relu], x)):
+                x = layer._forward_pooled(x, layers[i + 1 + relu])
+                if relu:
+                    x = layers[i + 1](x)
+                i += 2 + relu
             else:
                 x = layer(x)
                 i += 1
@@ -501,17 +508,23 @@ class Sequential(Module):
         reused = []
         while i >= 0:
             layer = self.layers[i]
-            prev = self.layers[i - 1] if i > 0 else None
+            relu = self.layers[i - 1] if i > 1 and isinstance(self.layers[i - 1], ReLU) else None
+            at = i - 1 - (relu is not None)  # the convolution's place
+            prev = self.layers[at] if at >= 0 else None
             if (isinstance(layer, MaxPool2d) and isinstance(prev, Conv2d) and layer._indices is not None
                     and layer.kernel_size == layer.stride == (2, 2) and prev._out_shape == layer._in_shape
-                    and prev._out_shape[2] % 2 == 0 and prev._out_shape[3] % 2 == 0):
-                # the pool's gradient goes straight into the convolution's kernels; the gradient
-                # between two layers is the Sequential's own, so its buffer is reused
-                out = self._buffer(f"_grad_buf{i - 1}", prev._x.shape, prev.dtype) if i > 1 else None
+                    and prev._out_shape[2] % 2 == 0 and prev._out_shape[3] % 2 == 0
+                    and (relu is None or (relu._y is not None and relu._y.shape == layer._out_shape))):
+                # the pool's gradient (after the ReLU's, which ran on the pooled output) goes
+                # straight into the convolution's kernels; the gradient between two layers is the
+                # Sequential's own, so its buffer is reused
+                if relu is not None:
+                    grad_output = relu.backward(grad_output)
+                out = self._buffer(f"_grad_buf{at}", prev._x.shape, prev.dtype) if at > 0 else None
                 if out is not None:
                     reused.append(out)
-                grad_output = prev._backward_pooled(grad_output, layer, input_grad or i > 1, out)
-                i -= 2
+                grad_output = prev._backward_pooled(grad_output, layer, input_grad or at > 0, out)
+                i = at - 1
             else:
                 grad_output = layer.backward(grad_output, input_grad=input_grad or i > 0)
                 i -= 1

@@ -276,6 +276,45 @@ def test_fused_conv_pool_matches_separate_layers(c, k, size, stride, algo, dtype
     np.testing.assert_array_equal(dw, conv.weight.grad)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel,c,size", [(5, 3, 16), (3, 16, 8)])
+def test_conv_relu_pool_runs_fused_and_matches_separate_layers(dtype, kernel, c, size, monkeypatch):
+    """Conv2d, ReLU, MaxPool2d(2) (PyTorch's tutorial order) as one kernel with the ReLU after the
+    pooling: the same outputs and gradients, bit for bit, as the three layers one by one, also
+    where a window holds no positive value; and the same nans from a nan input."""
+    rng = np.random.default_rng(0)
+    conv, relu, pool = (nn.Conv2d(c, 8, kernel, padding=kernel // 2, rng=1, dtype=dtype), nn.ReLU(),
+                        nn.MaxPool2d(2))
+    x = rng.standard_normal((3, c, size, size)).astype(dtype)
+    x[0, :, :4, :4] = -1e3  # windows whose every value is below 0
+    net = nn.Sequential(conv, relu, pool, nn.Flatten(), nn.Linear(8 * (size // 2) ** 2, 4, rng=2, dtype=dtype))
+
+    def separately(x):
+        for layer in net:
+            x = layer(x)
+        return x
+
+    with monkeypatch.context() as m:
+        m.setattr(nn._core, "max_pool2d_forward", None)  # the fused kernel must not need it
+        y = net(x)
+    G = rng.standard_normal(y.shape).astype(dtype)
+    dx = net.backward(G)
+    grads = [p.grad.copy() for p in net.parameters()]
+    net.zero_grad()
+    np.testing.assert_array_equal(y, separately(x))
+    g = G
+    for layer in reversed(net.layers):
+        g = layer.backward(g)
+    np.testing.assert_array_equal(dx, g)
+    for a, b in zip(grads, net.parameters()):
+        np.testing.assert_array_equal(a, b.grad)
+    x[1, 0, 5, 5] = np.nan
+    with nn.no_grad():
+        y = net(x)
+        np.testing.assert_array_equal(y, separately(x))
+    assert np.isnan(y[1]).all() and not np.isnan(y[0]).any()
+
+
 def test_gradients_accumulate_and_zero_grad():
     rng = np.random.default_rng(0)
     net = small_net()
