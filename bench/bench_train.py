@@ -1,6 +1,10 @@
-"""Training speed of the CIFAR-10 tutorial network: lossk.nn against PyTorch, same run, same threads.
+"""Training speed of the CIFAR-10 network: lossk.nn against PyTorch, same run, same threads.
 
-    python bench/bench_train.py [--batch 64] [--threads 2] [--steps 30] [--layers] [--data DIR]
+    python bench/bench_train.py [--net cifar10|pytorch-tutorial] [--batch 64] [--threads 2] [--steps 30]
+                                [--layers] [--data DIR]
+
+--net pytorch-tutorial times PyTorch's "Training a classifier" network (conv, ReLU, pool twice,
+then three Linear layers) instead of lossk's (python -m lossk.cifar10).
 
 Steps of the two frameworks alternate, so both see the same machine load; the median step time
 of each is reported as images/s, with the ratio lossk / PyTorch; likewise for inference (a forward
@@ -24,19 +28,24 @@ import lossk.optim as optim
 from lossk import _core
 
 
-def lossk_net():
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 5, padding=2), nn.MaxPool2d(2),
-        nn.Conv2d(32, 32, 5, padding=2), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 5, padding=2), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(1024, 64), nn.Linear(64, 10))
+# layers as (name, arguments): lossk.nn and torch.nn take the same ones
+NETS = {
+    # lossk's CIFAR-10 network (python -m lossk.cifar10)
+    "cifar10": [("Conv2d", (3, 32, 5), {"padding": 2}), ("MaxPool2d", (2,), {}),
+                ("Conv2d", (32, 32, 5), {"padding": 2}), ("MaxPool2d", (2,), {}),
+                ("Conv2d", (32, 64, 5), {"padding": 2}), ("MaxPool2d", (2,), {}),
+                ("Flatten", (), {}), ("Linear", (1024, 64), {}), ("Linear", (64, 10), {})],
+    # PyTorch's "Training a classifier" tutorial network: conv, ReLU, pool twice, then three Linear
+    "pytorch-tutorial": [("Conv2d", (3, 6, 5), {}), ("ReLU", (), {}), ("MaxPool2d", (2,), {}),
+                         ("Conv2d", (6, 16, 5), {}), ("ReLU", (), {}), ("MaxPool2d", (2,), {}),
+                         ("Flatten", (), {}), ("Linear", (400, 120), {}), ("ReLU", (), {}),
+                         ("Linear", (120, 84), {}), ("ReLU", (), {}), ("Linear", (84, 10), {})],
+}
 
 
-def torch_net(torch):
-    t = torch.nn
-    return t.Sequential(t.Conv2d(3, 32, 5, padding=2), t.MaxPool2d(2), t.Conv2d(32, 32, 5, padding=2), t.MaxPool2d(2),
-                        t.Conv2d(32, 64, 5, padding=2), t.MaxPool2d(2), t.Flatten(), t.Linear(1024, 64),
-                        t.Linear(64, 10))
+def build(layers, module):
+    """The network `layers` (a NETS entry) from `module` (lossk.nn or torch.nn)."""
+    return module.Sequential(*(getattr(module, name)(*args, **kwargs) for name, args, kwargs in layers))
 
 
 def load_images(path, n, rng):
@@ -113,6 +122,8 @@ def main():
                                                    "cifar-10-batches-py"),
                     help="CIFAR-10 python batches (default: ../shared/cifar-10-batches-py from the project root)")
     ap.add_argument("--layers", action="store_true", help="also time each convolution's and pooling's kernels")
+    ap.add_argument("--net", choices=sorted(NETS), default="cifar10",
+                    help="lossk's CIFAR-10 network (default) or PyTorch's tutorial network (conv, ReLU, pool)")
     args = ap.parse_args()
 
     import torch
@@ -123,8 +134,8 @@ def main():
     batches = [(x[i:i + args.batch], y[i:i + args.batch]) for i in range(0, len(x) - args.batch + 1, args.batch)]
 
     nn.manual_seed(0)
-    net = lossk_net()
-    tnet = torch_net(torch)
+    net = build(NETS[args.net], nn)
+    tnet = build(NETS[args.net], torch.nn)
     tnet.load_state_dict({k: torch.from_numpy(v) for k, v in net.state_dict().items()})
     crit, opt = nn.CrossEntropyLoss(), optim.SGD(net.parameters(), lr=0.01)
     tcrit, topt = torch.nn.CrossEntropyLoss(), torch.optim.SGD(tnet.parameters(), lr=0.01)
@@ -156,7 +167,7 @@ def main():
 
     tl, tt = interleaved([lossk_step, torch_step], args.steps)
     il, it = interleaved([lossk_infer, torch_infer], args.steps)
-    print(f"CIFAR-10 tutorial net, batch {args.batch}, {args.threads} threads, {source}, ISA {lossk.isa()}, "
+    print(f"{args.net} network, batch {args.batch}, {args.threads} threads, {source}, ISA {lossk.isa()}, "
           f"torch {torch.__version__}; median of {args.steps} steps")
     for what, lossk_s, torch_s in [("training", tl, tt), ("inference", il, it)]:
         print(f"{what:9s} lossk  : {lossk_s * 1e3:7.2f} ms/batch {args.batch / lossk_s:8.0f} images/s")
