@@ -730,8 +730,12 @@ static lossk_conv2d_args FN(conv_transposed)(const lossk_conv2d_args *a)
 /* The forward pass takes the layout that computes fewer padding lanes (CONV_PIXELS on a tie: it
  * has no transpose). The weight gradient sums over output pixels, and with CONV_PIXELS a row's
  * lanes past Q would be summed too (and 0 inf is nan), so it takes that layout only with rows of
- * whole vectors, and not at all where WGRAD_CHANNELS says so. The input gradient is a forward
- * convolution (conv_transposed) when the padding is below the kernel's size. */
+ * whole vectors; there CONV_CHANNELS where WGRAD_CHANNELS says so and the output channels fill
+ * whole vectors (4 channels in 16 lanes took 3.3 times as long as CONV_PIXELS). With rows not
+ * whole vectors, CONV_CHANNELS unless it leaves half of its lanes idle or more, where im2col's dot
+ * products were as fast or faster (4 channels in 16 or 8 lanes: 0.63-0.94 of the time; 6 or 8 in
+ * 16: 0.98-1.03). The input gradient is a
+ * forward convolution (conv_transposed) when the padding is below the kernel's size. */
 static int FN(conv_layout)(const lossk_conv2d_args *a, int op)
 {
     if (a->stride_h != 1 || a->stride_w != 1)
@@ -743,8 +747,12 @@ static int FN(conv_layout)(const lossk_conv2d_args *a, int op)
         return FN(conv_layout)(&t, OP_FORWARD);
     }
     const int64_t QV = FN(shifted_qv)(a);
-    if (op == OP_BACKWARD_WEIGHT)
-        return QV != a->q || WGRAD_CHANNELS ? CONV_CHANNELS : CONV_PIXELS;
+    if (op == OP_BACKWARD_WEIGHT) {
+        const int64_t KV = FN(round_vl)(a->k);
+        if (QV == a->q)
+            return WGRAD_CHANNELS && KV == a->k ? CONV_CHANNELS : CONV_PIXELS;
+        return KV < 2 * a->k ? CONV_CHANNELS : CONV_IM2COL;
+    }
     if (FN(round_vl)(a->k) * a->q < a->k * QV)
         return CONV_CHANNELS;
     return CONV_PIXELS;
