@@ -12,7 +12,7 @@ pass without gradients). --layers adds the time of each
 convolution's forward, input-gradient and weight-gradient kernels against PyTorch's, and of three 3x3
 convolutions (padding 1) such as other small networks use (Winograd F(6x6, 3x3) for 16x16 and
 12x12 images, F(4x4, 3x3) for 8x8), and of 2x2 max pooling on its own (the network fuses it into the convolution
-before it).
+before it), and of the linear layers of both networks and one (1024 -> 512).
 Uses the first CIFAR-10 training batch when it is found (--data), random images otherwise.
 """
 import argparse
@@ -111,6 +111,23 @@ def bench_layers(torch, batch, steps, rng):
         for name, fl, ft in ops:
             tl, tt = interleaved([fl, ft], steps)
             print(f"{f'{c} planes {h}x{h}':<22}{name:<6}{tl * 1e3:>10.2f}{tt * 1e3:>10.2f}{tt / tl:>8.2f}x")
+    print(f"\n{'linear layer':<22}{'op':<6}{'lossk ms':>10}{'torch ms':>10}{'speedup':>9}")
+    for n_in, n_out in ((1024, 64), (64, 10), (400, 120), (120, 84), (84, 10), (1024, 512)):
+        x = rng.standard_normal((batch, n_in)).astype(np.float32)
+        w = (rng.standard_normal((n_out, n_in)) * 0.1).astype(np.float32)
+        b = np.zeros(n_out, np.float32)
+        g = rng.standard_normal((batch, n_out)).astype(np.float32)
+        dw, db = np.zeros_like(w), np.zeros_like(b)
+        tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
+        ops = [  # PyTorch's autograd computes the gradients so: dX = dY W, dW = dY^T X, db = sum of dY
+            ("fwd", lambda: _core.linear_forward(x, w, b), lambda: torch.nn.functional.linear(tx, tw, tb)),
+            ("dX", lambda: _core.linear_backward(g, x, w, None, None, True), lambda: torch.mm(tg, tw)),
+            ("dW", lambda: _core.linear_backward(g, x, w, dw, db, False),
+             lambda: (torch.mm(tg.t(), tx), tg.sum(0))),
+        ]
+        for name, fl, ft in ops:
+            tl, tt = interleaved([fl, ft], steps)
+            print(f"{f'{n_in}->{n_out}':<22}{name:<6}{tl * 1e3:>10.3f}{tt * 1e3:>10.3f}{tt / tl:>8.2f}x")
 
 
 def main():
@@ -121,7 +138,7 @@ def main():
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                                    "cifar-10-batches-py"),
                     help="CIFAR-10 python batches (default: ../shared/cifar-10-batches-py from the project root)")
-    ap.add_argument("--layers", action="store_true", help="also time each convolution's and pooling's kernels")
+    ap.add_argument("--layers", action="store_true", help="also time each convolution's, pooling's and linear layer's kernels")
     ap.add_argument("--net", choices=sorted(NETS), default="cifar10",
                     help="lossk's CIFAR-10 network (default) or PyTorch's tutorial network (conv, ReLU, pool)")
     args = ap.parse_args()

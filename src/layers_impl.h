@@ -52,19 +52,6 @@ LOSSK_INLINE void FN(gemm_tile)(const int mr, const int nv, int64_t kk, const T 
             *(VEC *)(C + i * ldc + v * VL) = c[i][v];
 }
 
-/* Columns past the last whole vector. */
-static void FN(gemm_tail)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, int64_t als,
-                          const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
-{
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            T sum = acc ? C[i * ldc + j] : 0;
-            for (int64_t l = 0; l < kk; l++)
-                sum += A[i * ars + l * als] * B[l * ldb + j];
-            C[i * ldc + j] = sum;
-        }
-}
-
 /* Every tile shape is its own function, so that register allocation sees one small loop nest;
  * tile_ for gemm, stile_ (B through the tables) for gemm_shifted, atile_ (A through the tables)
  * for gemm_ashifted. */
@@ -98,19 +85,51 @@ static const FN(tile_fn) FN(stiles)[4][6] = {ROW(stile, 1), ROW(stile, 2), ROW(s
 static const FN(tile_fn) FN(atiles)[4][6] = {ROW(atile, 1), ROW(atile, 2), ROW(atile, 3), ROW(atile, 4)};
 #undef ROW
 
+/* Columns past the last whole vector, rem < VL of them, kk <= GEMM_KC: B's are copied into a
+ * zero-padded panel of whole vectors and C's go through a tile of them, so they take the vector
+ * tiles too, with the same bits as in a whole vector. */
+static void FN(gemm_padded)(int64_t m, int64_t rem, int64_t kk, const T *A, int64_t ars, int64_t als,
+                            const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
+{
+    enum { RB = 8 * MR };
+    _Alignas(64) T panel[GEMM_KC * VL], tile[RB * VL];
+    for (int64_t l = 0; l < kk; l++)
+        for (int64_t j = 0; j < VL; j++)
+            panel[l * VL + j] = j < rem ? B[l * ldb + j] : 0;
+    for (int64_t i0 = 0; i0 < m; i0 += RB) {
+        const int64_t rb = lossk_min64(RB, m - i0);
+        for (int64_t i = 0; i < rb; i++)
+            for (int64_t j = 0; j < VL; j++)
+                tile[i * VL + j] = acc && j < rem ? C[(i0 + i) * ldc + j] : 0;
+        for (int64_t i = 0; i < rb; i += MR)
+            FN(tiles)[0][lossk_min64(MR, rb - i) - 1](kk, A + (i0 + i) * ars, ars, als, NULL, NULL, panel, VL, NULL,
+                                                      NULL, tile + i * VL, VL, 1);
+        for (int64_t i = 0; i < rb; i++)
+            for (int64_t j = 0; j < rem; j++)
+                C[(i0 + i) * ldc + j] = tile[i * VL + j];
+    }
+}
+
+/* The sum runs in chunks of GEMM_KC, each resuming from C, so that the chunk of B one column tile
+ * reads stays in L1 across the row tiles; every element is still one sequential sum. */
 static void FN(gemm)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, int64_t als,
                      const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
 {
-    int64_t j = 0;
-    while (j + VL <= n) {
-        const int64_t nv = lossk_min64(NV, (n - j) / VL);
-        for (int64_t i = 0; i < m; i += MR)
-            FN(tiles)[nv - 1][lossk_min64(MR, m - i) - 1](kk, A + i * ars, ars, als, NULL, NULL, B + j, ldb, NULL,
-                                                           NULL, C + i * ldc + j, ldc, acc);
-        j += nv * VL;
+    for (int64_t l0 = 0; l0 < kk; l0 += GEMM_KC) {
+        const int64_t kc = lossk_min64(GEMM_KC, kk - l0);
+        const T *Al = A + l0 * als, *Bl = B + l0 * ldb;
+        const int accl = acc || l0 > 0;
+        int64_t j = 0;
+        while (j + VL <= n) {
+            const int64_t nv = lossk_min64(NV, (n - j) / VL);
+            for (int64_t i = 0; i < m; i += MR)
+                FN(tiles)[nv - 1][lossk_min64(MR, m - i) - 1](kc, Al + i * ars, ars, als, NULL, NULL, Bl + j, ldb,
+                                                               NULL, NULL, C + i * ldc + j, ldc, accl);
+            j += nv * VL;
+        }
+        if (j < n)
+            FN(gemm_padded)(m, n - j, kc, Al, ars, als, Bl + j, ldb, C + j, ldc, accl);
     }
-    if (j < n)
-        FN(gemm_tail)(m, n - j, kk, A, ars, als, B + j, ldb, C + j, ldc, acc);
 }
 
 /* C (m, nvec VL) = [C +] A (m, kk) B, vector t of B's row l at B + boff[l] + voff[t] */
@@ -176,6 +195,20 @@ LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const
                 c[i][j] += a[i] * b;
         }
     }
+    if (l < kk) { /* the last part-vector, from zero-padded copies (0 * 0 leaves a lane's sum as it is) */
+        _Alignas(64) T ta[NT_MR][VL] = {{0}}, tb[NT_NR][VL] = {{0}};
+        for (int i = 0; i < mr; i++)
+            for (int64_t t = 0; l + t < kk; t++)
+                ta[i][t] = A[i * lda + l + t];
+        for (int j = 0; j < nr; j++)
+            for (int64_t t = 0; l + t < kk; t++)
+                tb[j][t] = Bj[j][l + t];
+#pragma GCC unroll 8
+        for (int j = 0; j < nr; j++)
+#pragma GCC unroll 8
+            for (int i = 0; i < mr; i++)
+                c[i][j] += *(const VEC *)ta[i] * *(const VEC *)tb[j];
+    }
     FN(ivec) swap[8]; /* lanes added by halves: log2 VL shuffle-adds, in a fixed order */
     for (int round = 0; round < __builtin_ctzll(VL); round++)
         for (int64_t t = 0; t < VL; t++)
@@ -183,8 +216,6 @@ LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
             VEC v = c[i][j];
-            for (int64_t t = 0; l + t < kk; t++)
-                v[t] += A[i * lda + l + t] * Bj[j][l + t];
             for (int round = 0; round < __builtin_ctzll(VL); round++)
                 v += __builtin_shuffle(v, swap[round]);
             C[i * ldc + j] = acc ? C[i * ldc + j] + v[0] : v[0];
@@ -1456,32 +1487,43 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
 
 /* ---- linear ---------------------------------------------------------------------------------- */
 
-/* Rows of the batch for thread `t` of `nt`; any split gives the same bits (see gemm). */
-#define ROW_RANGE(n, t, nt, r0, r1) const int64_t r0 = (n) * (t) / (nt), r1 = (n) * ((t) + 1) / (nt)
-
+/* The weight is read as it is, in dot products along I (gemm_nt), when I >= 4 N; else transposed
+ * once for the outer-product GEMM, which needs no horizontal sums but pays O I for the transpose:
+ * (64, 400) x (120, 400) took 24 us one way and 65 the other, (64, 120) x (84, 120) 21 and 13. */
 int LOSSK_ISA_NAME(FN(lossk_linear_forward))(lossk_linear_args *a)
 {
     if (a->n < 0 || a->in < 1 || a->out < 1 || !a->input || !a->weight || !a->output)
         return LOSSK_ERR_ARGUMENT;
-    const int64_t I = a->in, O = a->out;
+    const int64_t N = a->n, I = a->in, O = a->out;
+    const int dots = I >= 4 * N;
+    const int64_t work_size = dots ? 0 : (int64_t)sizeof(T) * I * O;
     if (!a->work) {
-        a->work_size = (int64_t)sizeof(T) * I * O;
+        a->work_size = work_size;
         return LOSSK_OK;
     }
-    if (a->work_size < (int64_t)sizeof(T) * I * O)
+    if (a->work_size < work_size)
         return LOSSK_ERR_ARGUMENT;
     const T *x = a->input, *w = a->weight, *bias = a->bias;
     T *y = a->output, *wt = a->work;
-    FN(transpose)(O, I, w, I, wt, O);
-    const int nt = lossk_threads_for(a->n * I * O / 16);
+    const int nt = lossk_threads_for(N * I * O / 16);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         const int t = THREAD_ID(), nth = NUM_THREADS();
-        ROW_RANGE(a->n, t, nth, r0, r1);
-        for (int64_t i = r0; i < r1; i++)
-            for (int64_t o = 0; o < O; o++)
+        if (!dots) {
+            const product_part s = split_product(I, 0, 1, t, nth);
+            FN(transpose)(O, s.r1 - s.r0, w + s.r0, I, wt + s.r0 * O, O);
+        }
+        const product_part p = split_product(N, O, dots ? NT_NR : VL, t, nth);
+        for (int64_t i = p.r0; i < p.r1; i++)
+            for (int64_t o = p.c0; o < p.c1; o++)
                 y[i * O + o] = bias ? bias[o] : 0;
-        FN(gemm)(r1 - r0, O, I, x + r0 * I, I, 1, wt, O, y + r0 * O, O, 1);
+        if (dots)
+            FN(gemm_nt)(p.r1 - p.r0, p.c1 - p.c0, I, x + p.r0 * I, I, w + p.c0 * I, I, NULL, NULL,
+                        y + p.r0 * O + p.c0, O, 1);
+        else {
+#pragma omp barrier
+            FN(gemm)(p.r1 - p.r0, p.c1 - p.c0, I, x + p.r0 * I, I, 1, wt + p.c0, O, y + p.r0 * O + p.c0, O, 1);
+        }
     }
     return LOSSK_OK;
 }
@@ -1503,16 +1545,16 @@ int LOSSK_ISA_NAME(FN(lossk_linear_backward))(lossk_linear_args *a)
     {
         const int t = THREAD_ID(), nth = NUM_THREADS();
         if (dx) {
-            ROW_RANGE(N, t, nth, r0, r1);
-            FN(gemm)(r1 - r0, I, O, dy + r0 * O, O, 1, w, I, dx + r0 * I, I, 0);
+            const product_part p = split_product(N, I, VL, t, nth);
+            FN(gemm)(p.r1 - p.r0, p.c1 - p.c0, O, dy + p.r0 * O, O, 1, w + p.c0, I, dx + p.r0 * I + p.c0, I, 0);
         }
         if (dw) {
-            ROW_RANGE(O, t, nth, r0, r1);
-            FN(gemm)(r1 - r0, I, N, dy + r0, 1, O, x, I, dw + r0 * I, I, 1);
+            const product_part p = split_product(O, I, VL, t, nth);
+            FN(gemm)(p.r1 - p.r0, p.c1 - p.c0, N, dy + p.r0, 1, O, x + p.c0, I, dw + p.r0 * I + p.c0, I, 1);
         }
         if (db) {
-            ROW_RANGE(O, t, nth, r0, r1);
-            for (int64_t o = r0; o < r1; o++) {
+            const product_part p = split_product(O, 0, 1, t, nth);
+            for (int64_t o = p.r0; o < p.r1; o++) {
                 T sum = 0;
                 for (int64_t i = 0; i < N; i++)
                     sum += dy[i * O + o];
@@ -1556,7 +1598,6 @@ int LOSSK_ISA_NAME(FN(lossk_relu_backward))(lossk_relu_args *a)
     return LOSSK_OK;
 }
 
-#undef ROW_RANGE
 #undef SEPARABLE
 #undef WT
 #undef WF

@@ -509,6 +509,37 @@ def test_bit_identical_for_any_thread_count():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,i,o", [(1, 300, 37), (5, 600, 33), (70, 280, 120), (100, 84, 10), (300, 20, 300),
+                                   (64, 400, 120), (64, 120, 84)])
+def test_linear_kernels_match_reference_for_any_thread_count(dtype, n, i, o):
+    # the forward pass takes dot products along I where I >= 4 N, else the transposed weight;
+    # threads split rows, or columns where there are 4 times as many; widths that are not whole
+    # vectors go through a zero-padded panel, in chunks of 256 along the sum (300) and of 48 rows (100)
+    rng = np.random.default_rng(n * i + o)
+    x, w = rng.standard_normal((n, i)).astype(dtype), rng.standard_normal((o, i)).astype(dtype)
+    b, g = rng.standard_normal(o).astype(dtype), rng.standard_normal((n, o)).astype(dtype)
+    C = lossk._core
+    got = []
+    before = lossk.get_num_threads()
+    try:
+        for nt in (1, 2, 3):
+            lossk.set_num_threads(nt)
+            dw, db = np.full_like(w, 0.5), np.full_like(b, 0.25)
+            dx = C.linear_backward(g, x, w, dw, db, True)
+            got.append((C.linear_forward(x, w, b), dx, dw, db))
+    finally:
+        lossk.set_num_threads(before)
+    assert all(a.tobytes() == z.tobytes() for r in got[1:] for a, z in zip(r, got[0]))
+    x64, w64, g64 = x.astype(f64), w.astype(f64), g.astype(f64)
+    want = (x64 @ w64.T + b, g64 @ w64, 0.5 + g64.T @ x64, 0.25 + g64.sum(0))
+    tol = 1e-13 if dtype == np.float64 else 3e-6
+    for name, a, r in zip(("output", "grad_input", "grad_weight", "grad_bias"), got[0], want):
+        assert a.dtype == dtype and a.shape == r.shape, name
+        scale = np.sqrt(i if name == "output" else max(n, o)) * np.abs(r).max()
+        assert np.abs(a - r).max() <= tol * scale, name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("c,k,h,wd", [(3, 4, 8, 16), (3, 4, 16, 16), (5, 10, 5, 5), (5, 10, 12, 23)])
 def test_conv2d_weight_gradient_over_groups_of_images(dtype, c, k, h, wd):
     # 3x3 convolutions of small images: the weight gradient sums groups of images' pixels at once
