@@ -165,10 +165,31 @@ static void FN(gemm_ashifted)(int64_t m, int64_t n, int64_t kk, const T *A, cons
  * VL lanes (element l into lane l % VL), the lanes then added by halves, whatever the tile.
  * With tables (kk a multiple of VL), row j of B starts at B + boff[j], and its elements
  * [t VL, t VL + VL) are at voff[t] from there: the taps of a stride-1 convolution reading its padded
- * image (conv2d_backward_weight). */
+ * image (conv2d_backward_weight). With rows of nvr vectors as well (nvr > 0), the last vector of
+ * every nvr keeps only its first `lanes` lanes of B, the rest zeroed: an output row that is not
+ * whole vectors, whose lanes past it read image pixels (A is 0 there, and 0 inf would be nan). */
+
+LOSSK_INLINE void FN(nt_step)(const int mr, const int nr, const T *A, int64_t lda, int64_t l, const T *const *Bj,
+                              int64_t at, const int masked, FN(ivec) mask, VEC c[NT_MR][NT_NR])
+{
+    VEC a[NT_MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+        a[i] = *(const VEC *)(A + i * lda + l);
+#pragma GCC unroll 8
+    for (int j = 0; j < nr; j++) {
+        VEC b = *(const VEC *)(Bj[j] + at);
+        if (masked)
+            b = (VEC)((FN(ivec))b & mask);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++)
+            c[i][j] += a[i] * b;
+    }
+}
 
 LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const T *A, int64_t lda, const T *B,
-                                   int64_t ldb, const int64_t *boff, const int64_t *voff, T *C, int64_t ldc, int acc)
+                                   int64_t ldb, const int64_t *boff, const int64_t *voff, const int masked,
+                                   int64_t nvr, int64_t lanes, T *C, int64_t ldc, int acc)
 {
     const T *Bj[NT_NR];
 #pragma GCC unroll 8
@@ -180,21 +201,20 @@ LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const
 #pragma GCC unroll 8
         for (int j = 0; j < nr; j++)
             c[i][j] = (VEC){0};
+    FN(ivec) mask = {0};
+    for (int64_t t = 0; t < VL; t++)
+        mask[t] = t < lanes ? -1 : 0;
     int64_t l = 0;
-    for (; l + VL <= kk; l += VL) {
-        const int64_t at = voff ? voff[l / VL] : l;
-        VEC a[NT_MR];
-#pragma GCC unroll 8
-        for (int i = 0; i < mr; i++)
-            a[i] = *(const VEC *)(A + i * lda + l);
-#pragma GCC unroll 8
-        for (int j = 0; j < nr; j++) {
-            const VEC b = *(const VEC *)(Bj[j] + at);
-#pragma GCC unroll 8
-            for (int i = 0; i < mr; i++)
-                c[i][j] += a[i] * b;
+    if (masked)
+        for (const int64_t *v = voff; l < kk; v += nvr) {
+            for (int64_t t = 0; t + 1 < nvr; t++, l += VL)
+                FN(nt_step)(mr, nr, A, lda, l, Bj, v[t], 0, mask, c);
+            FN(nt_step)(mr, nr, A, lda, l, Bj, v[nvr - 1], 1, mask, c);
+            l += VL;
         }
-    }
+    else
+        for (; l + VL <= kk; l += VL)
+            FN(nt_step)(mr, nr, A, lda, l, Bj, voff ? voff[l / VL] : l, 0, mask, c);
     if (l < kk) { /* the last part-vector, from zero-padded copies (0 * 0 leaves a lane's sum as it is) */
         _Alignas(64) T ta[NT_MR][VL] = {{0}}, tb[NT_NR][VL] = {{0}};
         for (int i = 0; i < mr; i++)
@@ -222,43 +242,51 @@ LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const
         }
 }
 
-/* nt_tile_ with a row stride, snt_tile_ with the tables */
-#define TILE(mr, nr) \
-    __attribute__((noinline)) static void FN(nt_tile_##mr##_##nr)(int64_t kk, const T *A, int64_t lda, const T *B, \
-                                                                    int64_t ldb, const int64_t *boff, \
-                                                                    const int64_t *voff, T *C, int64_t ldc, int acc) \
+/* nt_tile_ with a row stride, snt_tile_ with the tables, mnt_tile_ with the tables and rows */
+#define TILE_VARIANT(name, mr, nr, TABLES, masked) \
+    __attribute__((noinline)) static void FN(name##_##mr##_##nr)(int64_t kk, const T *A, int64_t lda, const T *B, \
+                                                                  int64_t ldb, const int64_t *boff, \
+                                                                  const int64_t *voff, int64_t nvr, int64_t lanes, \
+                                                                  T *C, int64_t ldc, int acc) \
     { \
         (void)boff; (void)voff; \
-        FN(gemm_nt_tile)(mr < NT_MR ? mr : NT_MR, nr < NT_NR ? nr : NT_NR, kk, A, lda, B, ldb, NULL, NULL, C, ldc, \
-                         acc); \
-    } \
-    __attribute__((noinline)) static void FN(snt_tile_##mr##_##nr)(int64_t kk, const T *A, int64_t lda, const T *B, \
-                                                                     int64_t ldb, const int64_t *boff, \
-                                                                     const int64_t *voff, T *C, int64_t ldc, int acc) \
-    { FN(gemm_nt_tile)(mr < NT_MR ? mr : NT_MR, nr < NT_NR ? nr : NT_NR, kk, A, lda, B, ldb, boff, voff, C, ldc, acc); }
+        FN(gemm_nt_tile)(mr < NT_MR ? mr : NT_MR, nr < NT_NR ? nr : NT_NR, kk, A, lda, B, ldb, TABLES, masked, nvr, \
+                         lanes, C, ldc, acc); \
+    }
+#define TILE(mr, nr) \
+    TILE_VARIANT(nt_tile, mr, nr, NULL COMMA NULL, 0) \
+    TILE_VARIANT(snt_tile, mr, nr, boff COMMA voff, 0) \
+    TILE_VARIANT(mnt_tile, mr, nr, boff COMMA voff, 1)
+#define COMMA ,
 #define TILES(mr) TILE(mr, 1) TILE(mr, 2) TILE(mr, 3) TILE(mr, 4) TILE(mr, 5) TILE(mr, 6)
 TILES(1) TILES(2) TILES(3) TILES(4)
 #undef TILES
+#undef COMMA
 #undef TILE
+#undef TILE_VARIANT
 
 typedef void (*FN(nt_tile_fn))(int64_t, const T *, int64_t, const T *, int64_t, const int64_t *, const int64_t *,
-                               T *, int64_t, int);
+                               int64_t, int64_t, T *, int64_t, int);
 #define ROW(t, mr) {FN(t##_##mr##_1), FN(t##_##mr##_2), FN(t##_##mr##_3), FN(t##_##mr##_4), FN(t##_##mr##_5), \
                     FN(t##_##mr##_6)}
-static const FN(nt_tile_fn) FN(nt_tiles)[2][4][6] = {
+static const FN(nt_tile_fn) FN(nt_tiles)[3][4][6] = {
     {ROW(nt_tile, 1), ROW(nt_tile, 2), ROW(nt_tile, 3), ROW(nt_tile, 4)},
-    {ROW(snt_tile, 1), ROW(snt_tile, 2), ROW(snt_tile, 3), ROW(snt_tile, 4)}};
+    {ROW(snt_tile, 1), ROW(snt_tile, 2), ROW(snt_tile, 3), ROW(snt_tile, 4)},
+    {ROW(mnt_tile, 1), ROW(mnt_tile, 2), ROW(mnt_tile, 3), ROW(mnt_tile, 4)}};
 #undef ROW
 
-/* B's rows with a stride ldb, or (boff, voff not NULL) through the tables */
+/* B's rows with a stride ldb, or (boff, voff not NULL) through the tables; rows of nvr vectors, the
+ * last with `lanes` lanes, where nvr > 0 */
 static void FN(gemm_nt)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t lda, const T *B, int64_t ldb,
-                        const int64_t *boff, const int64_t *voff, T *C, int64_t ldc, int acc)
+                        const int64_t *boff, const int64_t *voff, int64_t nvr, int64_t lanes, T *C, int64_t ldc,
+                        int acc)
 {
+    const int mode = boff ? 1 + (nvr > 0) : 0;
     for (int64_t i = 0; i < m; i += NT_MR)
         for (int64_t j = 0; j < n; j += NT_NR)
-            FN(nt_tiles)[boff != NULL][lossk_min64(NT_MR, m - i) - 1][lossk_min64(NT_NR, n - j) - 1](
-                kk, A + i * lda, lda, boff ? B : B + j * ldb, ldb, boff ? boff + j : NULL, voff, C + i * ldc + j, ldc,
-                acc);
+            FN(nt_tiles)[mode][lossk_min64(NT_MR, m - i) - 1][lossk_min64(NT_NR, n - j) - 1](
+                kk, A + i * lda, lda, boff ? B : B + j * ldb, ldb, boff ? boff + j : NULL, voff, nvr, lanes,
+                C + i * ldc + j, ldc, acc);
 }
 
 /* Sum of x[0..n) in VL lanes (element i into lane i % VL), the lanes then added in order. */
@@ -759,14 +787,13 @@ static lossk_conv2d_args FN(conv_transposed)(const lossk_conv2d_args *a)
 }
 
 /* The forward pass takes the layout that computes fewer padding lanes (CONV_PIXELS on a tie: it
- * has no transpose). The weight gradient sums over output pixels, and with CONV_PIXELS a row's
- * lanes past Q would be summed too (and 0 inf is nan), so it takes that layout only with rows of
- * whole vectors; there CONV_CHANNELS where WGRAD_CHANNELS says so and the output channels fill
- * whole vectors (4 channels in 16 lanes took 3.3 times as long as CONV_PIXELS). With rows not
- * whole vectors, CONV_CHANNELS unless it leaves half of its lanes idle or more, where im2col's dot
- * products were as fast or faster (4 channels in 16 or 8 lanes: 0.63-0.94 of the time; 6 or 8 in
- * 16: 0.98-1.03). The input gradient is a
- * forward convolution (conv_transposed) when the padding is below the kernel's size. */
+ * has no transpose). So does the weight gradient, a sum over output pixels, where a row's lanes
+ * past Q are masked (gemm_nt) when rows are not whole vectors: 3 -> 6 channels with rows of 28
+ * took 0.45 of CONV_CHANNELS' time (float32, AVX-512) and of im2col's, 16 -> 10 0.74, 16 -> 24
+ * with rows of 7 2.1 the other way; ties went either way within 5%. With rows of whole vectors,
+ * CONV_CHANNELS where WGRAD_CHANNELS says so and the output channels fill whole vectors (4
+ * channels in 16 lanes took 3.3 times as long as CONV_PIXELS). The input gradient is a forward
+ * convolution (conv_transposed) when the padding is below the kernel's size. */
 static int FN(conv_layout)(const lossk_conv2d_args *a, int op)
 {
     if (a->stride_h != 1 || a->stride_w != 1)
@@ -782,7 +809,7 @@ static int FN(conv_layout)(const lossk_conv2d_args *a, int op)
         const int64_t KV = FN(round_vl)(a->k);
         if (QV == a->q)
             return WGRAD_CHANNELS && KV == a->k ? CONV_CHANNELS : CONV_PIXELS;
-        return KV < 2 * a->k ? CONV_CHANNELS : CONV_IM2COL;
+        return a->q * KV >= a->k * QV ? CONV_PIXELS : CONV_CHANNELS;
     }
     if (FN(round_vl)(a->k) * a->q < a->k * QV)
         return CONV_CHANNELS;
@@ -884,7 +911,7 @@ static int64_t FN(conv_image_n)(const lossk_conv2d_args *a, int op)
     if (layout == CONV_CHANNELS)
         return xp_n + ALIGN_UP(group * PQ * KV);
     if (op == OP_BACKWARD_WEIGHT)
-        return xp_n + (group > 1 ? ALIGN_UP(group * a->k * PQ) : 0);
+        return xp_n + (group > 1 || QV != a->q ? ALIGN_UP(group * a->k * a->p * QV) : 0);
     return xp_n + (QV != a->q ? ALIGN_UP(a->k * a->p * QV) : 0);
 }
 
@@ -1427,15 +1454,20 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                         if (last)
                             FN(gemm_ashifted)(L, KV, (gi + 1) * PQ, tw, boff, voff, dyg, KV, part, KV, n - gi > n0);
                     } else {
-                        for (int64_t k = 0; sg > 1 && k < K; k++)
-                            memcpy(dyg + (k * sg + gi) * PQ, dyn + k * PQ, sizeof(T) * PQ);
+                        const int64_t QV = FN(shifted_qv)(a), PQV = a->p * QV, staged = sg > 1 || QV != a->q;
+                        for (int64_t k = 0; staged && k < K; k++)
+                            for (int64_t oh = 0; oh < a->p; oh++) {
+                                T *row = dyg + ((k * sg + gi) * a->p + oh) * QV;
+                                memcpy(row, dyn + (k * a->p + oh) * a->q, sizeof(T) * a->q);
+                                memset(row + a->q, 0, sizeof(T) * (QV - a->q));
+                            }
                         if (last)
-                            FN(gemm_nt)(K, L, (gi + 1) * PQ, sg > 1 ? dyg : dyn, sg * PQ, tw, 0, boff, voff, part,
-                                        L, n - gi > n0);
+                            FN(gemm_nt)(K, L, (gi + 1) * PQV, staged ? dyg : dyn, sg * PQV, tw, 0, boff, voff,
+                                        QV != a->q ? QV / VL : 0, a->q % VL, part, L, n - gi > n0);
                     }
                 } else {
                     FN(im2col)(a, xn, tw);
-                    FN(gemm_nt)(K, L, PQ, dyn, PQ, tw, FN(col_ld)(a), NULL, NULL, part, L, n > n0);
+                    FN(gemm_nt)(K, L, PQ, dyn, PQ, tw, FN(col_ld)(a), NULL, NULL, 0, 0, part, L, n > n0);
                 }
                 for (int64_t k = 0; k < K; k++)
                     dbias[k] += FN(sum)(dyn + k * PQ, PQ);
@@ -1518,7 +1550,7 @@ int LOSSK_ISA_NAME(FN(lossk_linear_forward))(lossk_linear_args *a)
             for (int64_t o = p.c0; o < p.c1; o++)
                 y[i * O + o] = bias ? bias[o] : 0;
         if (dots)
-            FN(gemm_nt)(p.r1 - p.r0, p.c1 - p.c0, I, x + p.r0 * I, I, w + p.c0 * I, I, NULL, NULL,
+            FN(gemm_nt)(p.r1 - p.r0, p.c1 - p.c0, I, x + p.r0 * I, I, w + p.c0 * I, I, NULL, NULL, 0, 0,
                         y + p.r0 * O + p.c0, O, 1);
         else {
 #pragma omp barrier

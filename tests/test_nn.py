@@ -540,12 +540,14 @@ def test_linear_kernels_match_reference_for_any_thread_count(dtype, n, i, o):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("c,k,h,wd", [(3, 4, 8, 16), (3, 4, 16, 16), (5, 10, 5, 5), (5, 10, 12, 23)])
+@pytest.mark.parametrize("c,k,h,wd", [(3, 4, 8, 16), (3, 4, 16, 16), (5, 10, 5, 5), (5, 10, 12, 23), (3, 4, 12, 23),
+                                       (3, 6, 9, 28)])
 def test_conv2d_weight_gradient_over_groups_of_images(dtype, c, k, h, wd):
     # 3x3 convolutions of small images: the weight gradient sums groups of images' pixels at once
     # (8 or 16 x 16: rows of whole vectors for every instruction set, vectors along the pixels except
     # with AVX-512; 5 x 5, 12 x 23: vectors along the 10 output channels, the last one partly
-    # padding); 21 images make blocks of 2 and 3 images, so groups of 8 and 4 images are cut short by
+    # padding; 4 or 6 channels with rows of 23 or 28: vectors along the rows, the last one of each
+    # masked); 21 images make blocks of 2 and 3 images, so groups of 8 and 4 images are cut short by
     # their block's end, and groups of 2 take a block of 3 in two
     rng = np.random.default_rng(5)
     x = rng.standard_normal((21, c, h, wd)).astype(dtype)
@@ -585,15 +587,17 @@ def test_direct_conv2d_meets_an_inf_only_in_the_windows_that_hold_it(dtype, k):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("h,wd", [(8, 8), (5, 5), (4, 16)])
-def test_conv2d_weight_gradient_meets_an_inf_only_where_its_taps_do(dtype, h, wd):
+@pytest.mark.parametrize("h,wd", [(8, 8), (5, 5), (4, 16), (6, 28)])
+@pytest.mark.parametrize("k", [16, 4])
+def test_conv2d_weight_gradient_meets_an_inf_only_where_its_taps_do(dtype, h, wd, k):
     # an inf at the end of an input row: the taps that meet it (s = 1, 2) give +-inf, the others stay finite
-    # (vectors along a row would meet it in the lanes past the row's end, as 0 inf = nan)
+    # (vectors along a row would meet it in the lanes past the row's end, as 0 inf = nan: with 4
+    # channels and rows that are not whole vectors those lanes are masked)
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 2, h, wd)).astype(dtype)
     x[1, 1, 2, wd - 1] = np.inf
-    G = rng.standard_normal((3, 16, h, wd)).astype(dtype)
-    w = np.zeros((16, 2, 3, 3), dtype)
+    G = rng.standard_normal((3, k, h, wd)).astype(dtype)
+    w = np.zeros((k, 2, 3, 3), dtype)
     dw = np.zeros_like(w)
     lossk._core.conv2d_backward_weight(x, G, dw, None, (1, 1), (1, 1))
     _, rdw, _ = ref_conv2d_backward(x.astype(f64), w.astype(f64), G.astype(f64), (1, 1), (1, 1))
