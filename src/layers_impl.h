@@ -115,7 +115,8 @@ static void FN(gemm_padded)(int64_t m, int64_t rem, int64_t kk, const T *A, int6
 static void FN(gemm)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, int64_t als,
                      const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
 {
-    for (int64_t l0 = 0; l0 < kk; l0 += GEMM_KC) {
+    int64_t l0 = 0;
+    do { /* once at least: with kk = 0, C = [C +] 0 */
         const int64_t kc = lossk_min64(GEMM_KC, kk - l0);
         const T *Al = A + l0 * als, *Bl = B + l0 * ldb;
         const int accl = acc || l0 > 0;
@@ -129,7 +130,8 @@ static void FN(gemm)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, 
         }
         if (j < n)
             FN(gemm_padded)(m, n - j, kc, Al, ars, als, Bl + j, ldb, C + j, ldc, accl);
-    }
+        l0 += GEMM_KC;
+    } while (l0 < kk);
 }
 
 /* C (m, nvec VL) = [C +] A (m, kk) B, vector t of B's row l at B + boff[l] + voff[t] */
@@ -167,7 +169,7 @@ static void FN(gemm_ashifted)(int64_t m, int64_t n, int64_t kk, const T *A, cons
  * [t VL, t VL + VL) are at voff[t] from there: the taps of a stride-1 convolution reading its padded
  * image (conv2d_backward_weight). With rows of nvr vectors as well (nvr > 0), the last vector of
  * every nvr keeps only its first `lanes` lanes of B, the rest zeroed: an output row that is not
- * whole vectors, whose lanes past it read image pixels (A is 0 there, and 0 inf would be nan). */
+ * whole vectors, whose lanes past it read image pixels (A is -0 there, and -0 inf would be nan). */
 
 LOSSK_INLINE void FN(nt_step)(const int mr, const int nr, const T *A, int64_t lda, int64_t l, const T *const *Bj,
                               int64_t at, const int masked, FN(ivec) mask, VEC c[NT_MR][NT_NR])
@@ -195,12 +197,12 @@ LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const
 #pragma GCC unroll 8
     for (int j = 0; j < nr; j++)
         Bj[j] = boff ? B + boff[j] : B + j * ldb;
-    VEC c[NT_MR][NT_NR];
+    VEC c[NT_MR][NT_NR]; /* from -0, which adding leaves every sum as it is: an all -0 dot product stays -0 */
 #pragma GCC unroll 8
     for (int i = 0; i < mr; i++)
 #pragma GCC unroll 8
         for (int j = 0; j < nr; j++)
-            c[i][j] = (VEC){0};
+            c[i][j] = -(VEC){0};
     FN(ivec) mask = {0};
     for (int64_t t = 0; t < VL; t++)
         mask[t] = t < lanes ? -1 : 0;
@@ -215,8 +217,12 @@ LOSSK_INLINE void FN(gemm_nt_tile)(const int mr, const int nr, int64_t kk, const
     else
         for (; l + VL <= kk; l += VL)
             FN(nt_step)(mr, nr, A, lda, l, Bj, voff ? voff[l / VL] : l, 0, mask, c);
-    if (l < kk) { /* the last part-vector, from zero-padded copies (0 * 0 leaves a lane's sum as it is) */
-        _Alignas(64) T ta[NT_MR][VL] = {{0}}, tb[NT_NR][VL] = {{0}};
+    if (l < kk) { /* the last part-vector, from copies padded with 0 and -0: adding 0 (-0) leaves every
+                   * lane's sum as it is, -0 included */
+        _Alignas(64) T ta[NT_MR][VL] = {{0}}, tb[NT_NR][VL];
+        for (int j = 0; j < nr; j++)
+            for (int64_t t = 0; t < VL; t++)
+                tb[j][t] = -(T)0;
         for (int i = 0; i < mr; i++)
             for (int64_t t = 0; l + t < kk; t++)
                 ta[i][t] = A[i * lda + l + t];
@@ -1459,7 +1465,8 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                             for (int64_t oh = 0; oh < a->p; oh++) {
                                 T *row = dyg + ((k * sg + gi) * a->p + oh) * QV;
                                 memcpy(row, dyn + (k * a->p + oh) * a->q, sizeof(T) * a->q);
-                                memset(row + a->q, 0, sizeof(T) * (QV - a->q));
+                                for (int64_t j = a->q; j < QV; j++)
+                                    row[j] = -(T)0; /* times the masked 0: -0, which changes no sum */
                             }
                         if (last)
                             FN(gemm_nt)(K, L, (gi + 1) * PQV, staged ? dyg : dyn, sg * PQV, tw, 0, boff, voff,

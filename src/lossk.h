@@ -93,7 +93,8 @@ typedef struct lossk_class_args {
  * layouts; every parameter gradient is ADDED to what its buffer holds (zero it to start).
  *
  * Scratch: kernels that take `work` need work_size bytes of it. Called with work == NULL they only
- * store the size they need in work_size (for the current thread count) and return LOSSK_OK.
+ * store the size they need in work_size (for the current thread count) and return LOSSK_OK; so
+ * `work` must not be NULL for the computation, even when the size asked for is 0.
  * An empty batch (N = 0) needs none and computes nothing.
  */
 enum lossk_conv_algo {

@@ -540,6 +540,17 @@ def test_linear_kernels_match_reference_for_any_thread_count(dtype, n, i, o):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 5])
+def test_linear_keeps_negative_zero(dtype, n):
+    # products that underflow to -0 plus a bias of -0 give -0 in both summation orders (dot
+    # products for n = 1, a sequential sum for n = 5): a part-vector's padding must add -0, not +0
+    tiny = np.finfo(dtype).tiny
+    x, w = np.full((n, 17), -tiny, dtype), np.full((3, 17), tiny, dtype)
+    y = lossk._core.linear_forward(x, w, np.full(3, -0.0, dtype))
+    assert (y == 0).all() and np.signbit(y).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("c,k,h,wd", [(3, 4, 8, 16), (3, 4, 16, 16), (5, 10, 5, 5), (5, 10, 12, 23), (3, 4, 12, 23),
                                        (3, 6, 9, 28)])
 def test_conv2d_weight_gradient_over_groups_of_images(dtype, c, k, h, wd):
