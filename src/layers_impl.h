@@ -1197,8 +1197,10 @@ static int FN(conv_check)(const lossk_conv2d_args *a, int op)
  * by much (6x6 tiles take 12x12 for 7x7): it needs 16 channels and tiles at least 3/4 covered.
  * Measured against the direct kernel, batch 64, with F(6x6, 3x3): 12x12 and 16x16 images with 32
  * channels took 0.44-0.99 of the time, 8x8 (12x12 of tiles) with 64 channels 0.87-1.38, 32x32
- * with 8 channels 0.8-1.4. */
-static int FN(conv_wino)(const lossk_conv2d_args *a)
+ * with 8 channels 0.8-1.4. The weight gradient of a 3x3 kernel over images of one tile (4x4) stays
+ * direct: 1.13-1.66 times the direct time with 64 or 128 channels, where the forward pass and the
+ * input gradient took 0.32-0.71. */
+static int FN(conv_wino)(const lossk_conv2d_args *a, int op)
 {
     if (a->algo == LOSSK_CONV_WINOGRAD)
         return 1;
@@ -1207,7 +1209,8 @@ static int FN(conv_wino)(const lossk_conv2d_args *a)
     if (a->r == 5)
         return a->c >= 8 && a->k >= 8;
     const int64_t wo = FN(wino_tile)(3, a->p, a->q) - 2, ty = (a->p + wo - 1) / wo, tx = (a->q + wo - 1) / wo;
-    return a->c >= 16 && a->k >= 16 && 4 * a->p * a->q >= 3 * wo * wo * ty * tx;
+    return a->c >= 16 && a->k >= 16 && 4 * a->p * a->q >= 3 * wo * wo * ty * tx
+           && (op != OP_BACKWARD_WEIGHT || ty * tx > 1);
 }
 
 /* The geometry of the Winograd convolution an op runs: backward_input is a forward convolution
@@ -1244,7 +1247,7 @@ static void FN(conv_scratch)(const lossk_conv2d_args *a, int op, int64_t *shared
 {
     const int64_t PQ = a->p * a->q, nb = lossk_min64(a->n, WGRAD_BLOCKS);
     const int64_t unpool = op != OP_FORWARD && a->pool ? ALIGN_UP(FN(conv_wgeom)(a, op).group * a->k * PQ) : 0;
-    if (FN(conv_wino)(a)) {
+    if (FN(conv_wino)(a, op)) {
         FN(wgeom) g = FN(conv_wgeom)(a, op);
         int64_t xp_n, v_n, m_n;
         *per_thread = unpool + FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
@@ -1309,7 +1312,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
     const T *x = a->input, *w = a->weight, *bias = a->bias;
     T *y = a->output;
     const int64_t ysize = a->pool ? a->k * PQ / 4 : a->k * PQ;
-    if (FN(conv_wino)(a)) {
+    if (FN(conv_wino)(a, OP_FORWARD)) {
         const FN(wgeom) g = FN(conv_wgeom)(a, OP_FORWARD);
         FN(wino_weights)(&g, w, a->c * a->r * a->s, a->r * a->s, 0, bias, shared, nt);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -1359,7 +1362,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_input))(lossk_conv2d_args *a)
     T *dx = a->grad_input;
     const int64_t unpool = a->pool ? ALIGN_UP(FN(conv_wgeom)(a, OP_BACKWARD_INPUT).group * a->k * PQ) : 0;
     int bad = 0;
-    if (FN(conv_wino)(a)) {
+    if (FN(conv_wino)(a, OP_BACKWARD_INPUT)) {
         const FN(wgeom) g = FN(conv_wgeom)(a, OP_BACKWARD_INPUT);
         FN(wino_weights)(&g, w, a->r * a->s, a->c * a->r * a->s, 1, NULL, shared, nt);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
@@ -1408,7 +1411,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
     const int64_t PQ = a->p * a->q, L = a->c * a->r * a->s, C = a->c, K = a->k, RS = a->r * a->s;
     const T *x = a->input;
     T *dw = a->grad_weight, *db = a->grad_bias;
-    const int wino = FN(conv_wino)(a);
+    const int wino = FN(conv_wino)(a, OP_BACKWARD_WEIGHT);
     const FN(wgeom) g = FN(conv_wgeom)(a, OP_BACKWARD_WEIGHT);
     const int64_t unpool = a->pool ? ALIGN_UP(g.group * K * PQ) : 0;
     const int layout = wino ? CONV_IM2COL : FN(conv_layout)(a, OP_BACKWARD_WEIGHT);
@@ -1482,10 +1485,23 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
         }
         /* partials added in block order; Winograd's are in the transformed domain. After a bad
          * index they are incomplete: grad_weight and grad_bias stay as they were. */
+        if (!wino) {
+            /* in the partials' own order (CONV_CHANNELS: (C R S, KV)), as they outgrow the caches:
+             * 128 -> 128 channels, 3x3, took 3.2 of its 4.2 ms in this sum read across its rows */
+            const int chan = layout == CONV_CHANNELS;
 #pragma omp for schedule(static)
-        for (int64_t kc = 0; kc < (bad ? 0 : K * C); kc++) {
-            const int64_t k = kc / C, c = kc % C;
-            if (wino) {
+            for (int64_t o = 0; o < (bad ? 0 : chan ? L : K); o++)
+                for (int64_t i = 0; i < (chan ? K : L); i++) {
+                    const int64_t k = chan ? i : o, l = chan ? o : i;
+                    T sum = 0;
+                    for (int64_t b = 0; b < nb; b++)
+                        sum += shared[b * part_n + k * pk + l * pl];
+                    dw[k * L + l] += sum;
+                }
+        } else {
+#pragma omp for schedule(static)
+            for (int64_t kc = 0; kc < (bad ? 0 : K * C); kc++) {
+                const int64_t k = kc / C, c = kc % C;
                 if (k % VL)
                     continue; /* one vector of output channels at a time */
                 VEC sum[WF], out[25];
@@ -1503,13 +1519,6 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                 for (int64_t j = 0; j < VL && k + j < K; j++)
                     for (int64_t e = 0; e < RS; e++)
                         dw[((k + j) * C + c) * RS + e] += out[e][j];
-            } else {
-                for (int64_t e = 0; e < RS; e++) {
-                    T sum = 0;
-                    for (int64_t b = 0; b < nb; b++)
-                        sum += shared[b * part_n + k * pk + (c * RS + e) * pl];
-                    dw[kc * RS + e] += sum;
-                }
             }
         }
 #pragma omp single

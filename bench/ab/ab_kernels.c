@@ -113,6 +113,7 @@ static const struct {
     CONV_CASE("conv3x3_c32_12", 32, 32, 12, 3, 1),
     CONV_CASE("conv3x3_c64_8", 64, 64, 8, 3, 1),
     CONV_CASE("conv3x3_c16_7", 16, 24, 7, 3, 1),
+    CONV_CASE("conv3x3_c128_4", 128, 128, 4, 3, 1), /* one tile per image; large partial sums */
     CONV_CASE("conv5x5_c3_6_32", 3, 6, 32, 5, 0), /* PyTorch's tutorial network: rows of 28 and 10 */
     CONV_CASE("conv5x5_c6_16_14", 6, 16, 14, 5, 0),
     {"pool_32", LAYER_POOL, VARIANTS(max_pool2d_forward), 32, 0, 32, 2, 0},
