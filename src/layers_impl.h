@@ -1176,15 +1176,26 @@ static int FN(conv_check)(const lossk_conv2d_args *a, int op)
         return LOSSK_ERR_ARGUMENT;
     if (a->pool && (!a->indices || a->p % 2 || a->q % 2))
         return LOSSK_ERR_ARGUMENT;
-    if (op != OP_FORWARD && a->pool && a->n > 0) {
+    if (op == OP_BACKWARD_INPUT && a->pool && a->n > 0) {
         /* before anything is written, so that bad indices leave the caller's buffers untouched (an
-         * empty batch has none, and its P Q might not even fit in int64_t) */
-        const int64_t planes = a->n * a->k, pp = a->p / 2, pq = a->q / 2;
-        const int nt = lossk_threads_for(planes * pp * pq);
+         * empty batch has none, and its P Q might not even fit in int64_t). The weight gradient
+         * needs no such pass: it finds them as it unpools (grad_images) and then adds nothing.
+         * Each index read as one of its 2x2 window's, as in scatter_add, and the verdict ORed
+         * over a row so that the loop vectorises (this pass had taken 6.6% of the CIFAR-10
+         * network's training step, one index at a time, also ahead of the weight gradients). */
+        const int64_t rows = a->n * a->k * (a->p / 2), pq = a->q / 2, w = a->q;
+        const int nt = lossk_threads_for(rows * pq);
         int bad = 0;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
-        for (int64_t pl = 0; pl < planes; pl++)
-            bad |= FN(scatter_add)(NULL, NULL, a->indices + pl * pp * pq, a->q, 2, 2, 2, 2, pp, pq);
+        for (int64_t row = 0; row < rows; row++) {
+            const int64_t *idx = a->indices + row * pq, oh = row % (a->p / 2);
+            uint64_t outside = 0;
+            for (int64_t ow = 0; ow < pq; ow++) {
+                const uint64_t off = (uint64_t)idx[ow] - (uint64_t)(2 * oh * w + 2 * ow), below = off - (uint64_t)w;
+                outside |= (below < off ? below : off) >= 2;
+            }
+            bad |= outside != 0;
+        }
         if (bad)
             return LOSSK_ERR_ARGUMENT;
     }

@@ -400,18 +400,24 @@ def test_wrong_dtype_is_a_type_error(layer, x):
         layer(x)
 
 
-def test_pooled_conv_backward_rejects_bad_indices():
+@pytest.mark.parametrize("algo", ["direct", "winograd"])
+@pytest.mark.parametrize("where,value", [((1, 3, 2, 2), 64), ((0, 0, 0, 0), -1), ((8, 7, 3, 3), 0),
+                                         ((5, 2, 1, 3), 2 * 8 * 2 + 2 * 3 + 2), ((4, 1, 1, 1), 2 * 8 + 2 + 2)])
+def test_pooled_conv_backward_rejects_bad_indices(algo, where, value):
+    # outside the plane, negative, in another window (the first one's, the next row's, the next
+    # column's): in the first, a middle or the last image; the weight gradient finds them as it
+    # unpools, the input gradient in a pass before it writes, and neither changes any buffer
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 8, 8, 8)).astype(np.float32)
+    x = rng.standard_normal((9, 8, 8, 8)).astype(np.float32)
     w = rng.standard_normal((8, 8, 5, 5)).astype(np.float32)
-    y, idx = lossk._core.conv2d_forward(x, w, None, (1, 1), (2, 2), "auto", True)
-    idx[1, 3, 2, 2] = 64
-    dw = np.zeros_like(w)
+    y, idx = lossk._core.conv2d_forward(x, w, None, (1, 1), (2, 2), algo, True)
+    idx[where] = value
+    dw, db, dx = np.ones_like(w), np.ones(8, np.float32), np.ones_like(x)
     with pytest.raises(ValueError, match="indices"):
-        lossk._core.conv2d_backward_weight(x, y, dw, None, (1, 1), (2, 2), "auto", idx)
+        lossk._core.conv2d_backward_weight(x, y, dw, db, (1, 1), (2, 2), algo, idx)
     with pytest.raises(ValueError, match="indices"):
-        lossk._core.conv2d_backward_input(y, w, x.shape, (1, 1), (2, 2), "auto", idx)
-    assert not dw.any()
+        lossk._core.conv2d_backward_input(y, w, x.shape, (1, 1), (2, 2), algo, idx, dx)
+    assert (dw == 1).all() and (db == 1).all() and (dx == 1).all()
 
 
 def test_backward_checks_grad_shape():
