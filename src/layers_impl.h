@@ -1510,17 +1510,23 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                     dw[k * L + l] += sum;
                 }
         } else {
+            /* the blocks' sums into the first block's partial, in memory order (read across the
+             * frequencies they had taken 3.4% of the CIFAR-10 network's training step) */
+#pragma omp for schedule(static)
+            for (int64_t v = 0; v < (bad ? 0 : g.wf * g.cp * g.kp / VL); v++) {
+                VEC sum = (VEC){0};
+                for (int64_t b = 0; b < nb; b++)
+                    sum += *(const VEC *)(shared + b * part_n + v * VL);
+                *(VEC *)(shared + v * VL) = sum;
+            }
 #pragma omp for schedule(static)
             for (int64_t kc = 0; kc < (bad ? 0 : K * C); kc++) {
                 const int64_t k = kc / C, c = kc % C;
                 if (k % VL)
                     continue; /* one vector of output channels at a time */
                 VEC sum[WF], out[25];
-                for (int64_t e = 0; e < g.wf; e++) {
-                    sum[e] = (VEC){0};
-                    for (int64_t b = 0; b < nb; b++)
-                        sum[e] += *(const VEC *)(shared + b * part_n + (e * g.cp + c) * g.kp + k);
-                }
+                for (int64_t e = 0; e < g.wf; e++)
+                    sum[e] = *(const VEC *)(shared + (e * g.cp + c) * g.kp + k);
                 if (a->r == 5)
                     SEPARABLE(FN(wt_gt), 8, 5, 8, 5, sum, 8, 1, out);
                 else if (g.wt == 8)
