@@ -222,8 +222,7 @@ class Conv2d(Module):
     ``algo``: "auto", "direct" or "winograd". "auto" takes Winograd F(4x4, 5x5) for 5x5 kernels
     with stride 1 and at least 8 input and output channels, and F(4x4, 3x3) or F(6x6, 3x3)
     (whichever tiles the output with fewer multiplies) for 3x3 kernels with stride 1, at least 16
-    channels and an output its tiles cover at least 3/4 of (the weight gradient of a 3x3 kernel
-    over an output of one tile, 4x4, stays direct); "winograd" takes it for any 3x3 or 5x5
+    channels and an output its tiles cover at least 3/4 of; "winograd" takes it for any 3x3 or 5x5
     kernel with stride 1 and padding below the kernel size (float32 results within a few 1e-6 of
     the largest output, like a direct sum's; a non-finite input turns its tiles' outputs to nan).
     Otherwise a direct GEMM over the padded image (stride 1) or im2col + GEMM.

@@ -1208,10 +1208,8 @@ static int FN(conv_check)(const lossk_conv2d_args *a, int op)
  * by much (6x6 tiles take 12x12 for 7x7): it needs 16 channels and tiles at least 3/4 covered.
  * Measured against the direct kernel, batch 64, with F(6x6, 3x3): 12x12 and 16x16 images with 32
  * channels took 0.44-0.99 of the time, 8x8 (12x12 of tiles) with 64 channels 0.87-1.38, 32x32
- * with 8 channels 0.8-1.4. The weight gradient of a 3x3 kernel over images of one tile (4x4) stays
- * direct: 1.13-1.66 times the direct time with 64 or 128 channels, where the forward pass and the
- * input gradient took 0.32-0.71. */
-static int FN(conv_wino)(const lossk_conv2d_args *a, int op)
+ * with 8 channels 0.8-1.4. */
+static int FN(conv_wino)(const lossk_conv2d_args *a)
 {
     if (a->algo == LOSSK_CONV_WINOGRAD)
         return 1;
@@ -1220,8 +1218,7 @@ static int FN(conv_wino)(const lossk_conv2d_args *a, int op)
     if (a->r == 5)
         return a->c >= 8 && a->k >= 8;
     const int64_t wo = FN(wino_tile)(3, a->p, a->q) - 2, ty = (a->p + wo - 1) / wo, tx = (a->q + wo - 1) / wo;
-    return a->c >= 16 && a->k >= 16 && 4 * a->p * a->q >= 3 * wo * wo * ty * tx
-           && (op != OP_BACKWARD_WEIGHT || ty * tx > 1);
+    return a->c >= 16 && a->k >= 16 && 4 * a->p * a->q >= 3 * wo * wo * ty * tx;
 }
 
 /* The geometry of the Winograd convolution an op runs: backward_input is a forward convolution
@@ -1258,7 +1255,7 @@ static void FN(conv_scratch)(const lossk_conv2d_args *a, int op, int64_t *shared
 {
     const int64_t PQ = a->p * a->q, nb = lossk_min64(a->n, WGRAD_BLOCKS);
     const int64_t unpool = op != OP_FORWARD && a->pool ? ALIGN_UP(FN(conv_wgeom)(a, op).group * a->k * PQ) : 0;
-    if (FN(conv_wino)(a, op)) {
+    if (FN(conv_wino)(a)) {
         FN(wgeom) g = FN(conv_wgeom)(a, op);
         int64_t xp_n, v_n, m_n;
         *per_thread = unpool + FN(wino_scratch)(&g, &xp_n, &v_n, &m_n);
@@ -1323,7 +1320,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
     const T *x = a->input, *w = a->weight, *bias = a->bias;
     T *y = a->output;
     const int64_t ysize = a->pool ? a->k * PQ / 4 : a->k * PQ;
-    if (FN(conv_wino)(a, OP_FORWARD)) {
+    if (FN(conv_wino)(a)) {
         const FN(wgeom) g = FN(conv_wgeom)(a, OP_FORWARD);
         FN(wino_weights)(&g, w, a->c * a->r * a->s, a->r * a->s, 0, bias, shared, nt);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
@@ -1373,7 +1370,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_input))(lossk_conv2d_args *a)
     T *dx = a->grad_input;
     const int64_t unpool = a->pool ? ALIGN_UP(FN(conv_wgeom)(a, OP_BACKWARD_INPUT).group * a->k * PQ) : 0;
     int bad = 0;
-    if (FN(conv_wino)(a, OP_BACKWARD_INPUT)) {
+    if (FN(conv_wino)(a)) {
         const FN(wgeom) g = FN(conv_wgeom)(a, OP_BACKWARD_INPUT);
         FN(wino_weights)(&g, w, a->r * a->s, a->c * a->r * a->s, 1, NULL, shared, nt);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(| : bad)
@@ -1422,7 +1419,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
     const int64_t PQ = a->p * a->q, L = a->c * a->r * a->s, C = a->c, K = a->k, RS = a->r * a->s;
     const T *x = a->input;
     T *dw = a->grad_weight, *db = a->grad_bias;
-    const int wino = FN(conv_wino)(a, OP_BACKWARD_WEIGHT);
+    const int wino = FN(conv_wino)(a);
     const FN(wgeom) g = FN(conv_wgeom)(a, OP_BACKWARD_WEIGHT);
     const int64_t unpool = a->pool ? ALIGN_UP(g.group * K * PQ) : 0;
     const int layout = wino ? CONV_IM2COL : FN(conv_layout)(a, OP_BACKWARD_WEIGHT);

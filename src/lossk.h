@@ -113,9 +113,10 @@ enum lossk_conv_algo {
  * Backward with pool set: grad_output is the gradient of the pooled output (N, K, P/2, Q/2),
  * routed through `indices` (each in the 2x2 window of its pooled output, else LOSSK_ERR_ARGUMENT) as
  * max_pool2d_backward's.
- * The indices are checked before anything is written and again as each is used, so that a caller
- * changing them during the call cannot make the kernel write out of bounds: it then returns
- * LOSSK_ERR_ARGUMENT with grad_input partly written (grad_weight and grad_bias untouched). */
+ * Each index is checked as it is used, so that a caller changing them during the call cannot make
+ * the kernel write out of bounds; backward_input also checks them all before it writes anything,
+ * and backward_weight adds nothing to grad_weight and grad_bias unless all were good. An index
+ * changed to a bad one during backward_input leaves grad_input partly written (LOSSK_ERR_ARGUMENT). */
 typedef struct lossk_conv2d_args {
     int64_t n, c, h, w;
     int64_t k, r, s;
