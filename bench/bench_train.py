@@ -12,7 +12,8 @@ pass without gradients). --layers adds the time of each
 convolution's forward, input-gradient and weight-gradient kernels against PyTorch's, and of three 3x3
 convolutions (padding 1) such as other small networks use (Winograd F(6x6, 3x3) for 16x16 and
 12x12 images, F(4x4, 3x3) for 8x8), and of 2x2 max pooling on its own (the network fuses it into the convolution
-before it), and of the linear layers of both networks and one (1024 -> 512).
+before it), and of the linear layers of both networks and one (1024 -> 512); the convolutions include
+PyTorch's tutorial network's two (unpadded).
 Uses the first CIFAR-10 training batch when it is found (--data), random images otherwise.
 """
 import argparse
@@ -74,13 +75,15 @@ def interleaved(fns, steps, warmup=3):
 
 def bench_layers(torch, batch, steps, rng):
     print(f"\n{'conv layer':<22}{'op':<6}{'lossk ms':>10}{'torch ms':>10}{'speedup':>9}")
-    for c, k, h, r in ((3, 32, 32, 5), (32, 32, 16, 5), (32, 64, 8, 5), (32, 32, 16, 3), (32, 32, 12, 3),
-                       (64, 64, 8, 3)):
-        pad = r // 2
+    # lossk's network's convolutions, 3x3 ones such as other small networks use, and PyTorch's
+    # tutorial network's two (no padding: rows of 28 and 10)
+    for c, k, h, r, pad in ((3, 32, 32, 5, 2), (32, 32, 16, 5, 2), (32, 64, 8, 5, 2), (32, 32, 16, 3, 1),
+                            (32, 32, 12, 3, 1), (64, 64, 8, 3, 1), (3, 6, 32, 5, 0), (6, 16, 14, 5, 0)):
         x = rng.standard_normal((batch, c, h, h)).astype(np.float32)
         w = (rng.standard_normal((k, c, r, r)) * 0.1).astype(np.float32)
         b = np.zeros(k, np.float32)
-        g = rng.standard_normal((batch, k, h, h)).astype(np.float32)
+        o = h + 2 * pad - r + 1
+        g = rng.standard_normal((batch, k, o, o)).astype(np.float32)
         dw, db = np.zeros_like(w), np.zeros_like(b)
         tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
         cb = torch.ops.aten.convolution_backward
@@ -94,7 +97,8 @@ def bench_layers(torch, batch, steps, rng):
         ]
         for name, fl, ft in ops:
             tl, tt = interleaved([fl, ft], steps)
-            print(f"{f'{r}x{r} {c}->{k} {h}x{h}':<22}{name:<6}{tl * 1e3:>10.2f}{tt * 1e3:>10.2f}{tt / tl:>8.2f}x")
+            label = f"{r}x{r} {c}->{k} {h}x{h}" + ("" if pad == r // 2 else f" pad {pad}")
+            print(f"{label:<22}{name:<6}{tl * 1e3:>10.2f}{tt * 1e3:>10.2f}{tt / tl:>8.2f}x")
     print(f"\n{'2x2 max pool':<22}{'op':<6}{'lossk ms':>10}{'torch ms':>10}{'speedup':>9}")
     for c, h in ((32, 32), (32, 16), (64, 8)):
         x = rng.standard_normal((batch, c, h, h)).astype(np.float32)
