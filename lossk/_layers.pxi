@@ -210,9 +210,11 @@ cdef _run_conv(lossk_conv2d_args *a, conv_kernel fn):
     _check(err)
 
 
-def conv2d_forward(x, weight, bias, tuple stride, tuple padding, str algo="auto", bint pool=False, indices=None):
+def conv2d_forward(x, weight, bias, tuple stride, tuple padding, str algo="auto", bint pool=False, indices=None,
+                   bint argmax=True):
     """conv2d(x, weight) + bias: (N, C, H, W) -> (N, K, P, Q); with pool, also max-pooled 2x2 on the
-    fly: returns (pooled output, argmax indices), the indices written into `indices` when given."""
+    fly: returns (pooled output, argmax indices), the indices written into `indices` when given;
+    with argmax False none are found (inference needs none): (pooled output, None)."""
     dt = _float_dtype(x, "input")
     w = _arr(weight, "weight", dt, getattr(weight, "shape", None))
     cdef lossk_conv2d_args a
@@ -226,8 +228,11 @@ def conv2d_forward(x, weight, bias, tuple stride, tuple padding, str algo="auto"
             raise ValueError(f"pool: needs an even output size, got ({a.p}, {a.q})")
         a.pool = 1
         y = np.empty((a.n, a.k, a.p // 2, a.q // 2), dt)
-        idx = _out(indices, "indices", np.int64, y.shape, (x, weight, bias))
-        a.indices = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>idx)
+        if argmax:
+            idx = _out(indices, "indices", np.int64, y.shape, (x, weight, bias))
+            a.indices = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>idx)
+        elif indices is not None:
+            raise ValueError("indices: expected None with argmax=False, got an array")
     else:
         y = np.empty((a.n, a.k, a.p, a.q), dt)
     a.input = _ptr(xa)
@@ -308,15 +313,19 @@ cdef _pool_setup(lossk_pool2d_args *a, tuple xshape, tuple kernel, tuple stride)
     a.indices = NULL
 
 
-def max_pool2d_forward(x, tuple kernel, tuple stride, indices=None):
+def max_pool2d_forward(x, tuple kernel, tuple stride, indices=None, bint argmax=True):
     """(output, argmax indices) of a max pooling without padding; indices written into `indices`
-    when given."""
+    when given; with argmax False none are found: (output, None)."""
     dt = _float_dtype(x, "input")
     cdef lossk_pool2d_args a
     _pool_setup(&a, x.shape, kernel, stride)
     xa = _native_c(x)
     y = np.empty((a.n, a.c, a.p, a.q), dt)
-    idx = _out(indices, "indices", np.int64, y.shape, (x,))
+    idx = None
+    if argmax:
+        idx = _out(indices, "indices", np.int64, y.shape, (x,))
+    elif indices is not None:
+        raise ValueError("indices: expected None with argmax=False, got an array")
     a.input = _ptr(xa)
     a.output = _ptr(y)
     a.indices = <int64_t *>_ptr(idx)

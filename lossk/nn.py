@@ -290,9 +290,11 @@ class Conv2d(Module):
     def _forward_pooled(self, x, pool):
         out_shape = (x.shape[0], self.out_channels) + _core.conv2d_output_size(
             x.shape[2], x.shape[3], *self.kernel_size, self.stride, self.padding)
-        indices = pool._buffer("_index_buf", out_shape[:2] + (out_shape[2] // 2, out_shape[3] // 2), np.int64)
+        grad = is_grad_enabled()  # the argmax only for a backward pass
+        indices = pool._buffer("_index_buf", out_shape[:2] + (out_shape[2] // 2, out_shape[3] // 2),
+                               np.int64) if grad else None
         y, indices = _core.conv2d_forward(x, self.weight.data, self._bias(), self.stride, self.padding,
-                                            self.algo, True, indices)
+                                            self.algo, True, indices, grad)
         self._save(x, out_shape)
         pool._save(out_shape, indices, y.shape, self.dtype)
         return y
@@ -351,8 +353,10 @@ class MaxPool2d(Module):
                           f"(N, C, H, W) with H >= {kh} and W >= {kw}")
         kh, kw = self.kernel_size
         (sh, sw), n, c, h, w = self.stride, *x.shape
-        indices = self._buffer("_index_buf", (n, c, (h - kh) // sh + 1, (w - kw) // sw + 1), np.int64)
-        y, indices = _core.max_pool2d_forward(x, self.kernel_size, self.stride, indices)
+        grad = is_grad_enabled()  # the argmax only for a backward pass
+        indices = self._buffer("_index_buf", (n, c, (h - kh) // sh + 1, (w - kw) // sw + 1),
+                               np.int64) if grad else None
+        y, indices = _core.max_pool2d_forward(x, self.kernel_size, self.stride, indices, grad)
         self._save(x.shape, indices, y.shape, x.dtype)
         return y
 

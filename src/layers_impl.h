@@ -621,11 +621,11 @@ static void FN(wino_input)(const FN(wgeom) *g, const T *x, T *xp, T *V)
         FN(wino_input_wt)(6, g, x, xp, V);
 }
 
-/* M (nt, wf, kp) of one image -> y (kout, p, q) + bias, or with `indices` the 2x2 max-pooled y
- * (kout, p/2, q/2) and its argmax. U holds the padded bias after the weights. wt = g->wt and
+/* M (nt, wf, kp) of one image -> y (kout, p, q) + bias, or with pool the 2x2 max-pooled y
+ * (kout, p/2, q/2) and its argmax into `indices` (unless NULL). U holds the padded bias after the weights. wt = g->wt and
  * WO = g->wo, constants at each call (wino_output), so that the tile's index arithmetic folds. */
 LOSSK_INLINE void FN(wino_output_wo)(const int wt, const int WO, const FN(wgeom) *g, const T *M, const T *U,
-                                     int has_bias, T *y, int64_t *indices, T *yt)
+                                     int has_bias, int pool, T *y, int64_t *indices, T *yt)
 {
     const int half = WO / 2, wf = wt * wt;
     const int64_t K = g->kp, TX = g->tx, Wy = WO * TX; /* yt: (WO ty, WO tx, kp); pooled: half that */
@@ -640,7 +640,7 @@ LOSSK_INLINE void FN(wino_output_wo)(const int wt, const int WO, const FN(wgeom)
             const VEC b = has_bias ? bias[k] : (VEC){0};
             for (int e = 0; e < WO * WO; e++)
                 out[e] += b;
-            if (!indices) {
+            if (!pool) {
                 for (int e = 0; e < WO * WO; e++)
                     *(VEC *)(yt + ((oy + e / WO) * Wy + ox + e % WO) * K + k * VL) = out[e];
                 continue;
@@ -658,17 +658,18 @@ LOSSK_INLINE void FN(wino_output_wo)(const int wt, const int WO, const FN(wgeom)
                 }
                 const int64_t at = ((oy / 2 + cell / half) * (Wy / 2) + ox / 2 + cell % half) * K + k * VL;
                 *(VEC *)(yt + at) = best;
-                *(FN(ivec) *)(pos + at) = arg;
+                if (indices)
+                    *(FN(ivec) *)(pos + at) = arg;
             }
         }
     }
-    if (!indices) {
+    if (!pool) {
         FN(relayout)(1, g->kout, g->p * g->q, y, g->p * g->q, yt, g->q, Wy * K, K);
         return;
     }
     const int64_t pp = g->p / 2, pq = g->q / 2;
     FN(relayout)(1, g->kout, pp * pq, y, pp * pq, yt, pq, Wy / 2 * K, K);
-    for (int64_t k = 0; k < g->kout; k++)
+    for (int64_t k = 0; indices && k < g->kout; k++)
         for (int64_t i = 0; i < pp; i++)
             for (int64_t j = 0; j < pq; j++) {
                 const TI e = pos[(i * (Wy / 2) + j) * K + k];
@@ -676,20 +677,21 @@ LOSSK_INLINE void FN(wino_output_wo)(const int wt, const int WO, const FN(wgeom)
             }
 }
 
-static void FN(wino_output)(const FN(wgeom) *g, const T *M, const T *U, int has_bias, T *y, int64_t *indices,
-                            T *yt)
+static void FN(wino_output)(const FN(wgeom) *g, const T *M, const T *U, int has_bias, int pool, T *y,
+                            int64_t *indices, T *yt)
 {
     if (g->wt == 6)
-        FN(wino_output_wo)(6, 4, g, M, U, has_bias, y, indices, yt);
+        FN(wino_output_wo)(6, 4, g, M, U, has_bias, pool, y, indices, yt);
     else if (g->wo == 4)
-        FN(wino_output_wo)(8, 4, g, M, U, has_bias, y, indices, yt);
+        FN(wino_output_wo)(8, 4, g, M, U, has_bias, pool, y, indices, yt);
     else
-        FN(wino_output_wo)(8, 6, g, M, U, has_bias, y, indices, yt);
+        FN(wino_output_wo)(8, 6, g, M, U, has_bias, pool, y, indices, yt);
 }
 
-/* y for images [0, nimg) of a group (nimg <= group): x (nimg, cin, h, w) -> y (nimg, ...). */
+/* y for images [0, nimg) of a group (nimg <= group): x (nimg, cin, h, w) -> y (nimg, ...), pooled
+ * (with its argmax into indices, unless NULL) or not. */
 static void FN(wino_group)(const FN(wgeom) *g, int64_t nimg, const T *x, const T *U, int has_bias, T *y,
-                           int64_t ysize, int64_t *indices, T *scratch)
+                           int64_t ysize, int pool, int64_t *indices, T *scratch)
 {
     int64_t xp_n, v_n, m_n;
     FN(wino_scratch)(g, &xp_n, &v_n, &m_n);
@@ -700,8 +702,8 @@ static void FN(wino_group)(const FN(wgeom) *g, int64_t nimg, const T *x, const T
     for (int64_t e = 0; e < g->wf; e++)
         FN(gemm)(rows, K, C, V + e * C, g->wf * C, 1, U + e * C * K, K, M + e * K, g->wf * K, 0);
     for (int64_t i = 0; i < nimg; i++)
-        FN(wino_output)(g, M + i * g->nt * g->wf * K, U, has_bias, y + i * ysize, indices ? indices + i * ysize : NULL,
-                        yt);
+        FN(wino_output)(g, M + i * g->nt * g->wf * K, U, has_bias, pool, y + i * ysize,
+                        indices ? indices + i * ysize : NULL, yt);
 }
 
 /* dy (kout, p, q) -> dM (nt, wf, kp) = A dy AT per tile, through channels-last dyp (wo ty, wo tx, kp). */
@@ -987,7 +989,7 @@ static int FN(pool_check)(const lossk_pool2d_args *a)
 {
     if (a->n < 0 || a->c < 0 || a->h < 0 || a->w < 0 || a->kh < 1 || a->kw < 1 || a->stride_h < 1
         || a->stride_w < 1 || a->h < a->kh || a->w < a->kw || a->p != (a->h - a->kh) / a->stride_h + 1
-        || a->q != (a->w - a->kw) / a->stride_w + 1 || !a->indices)
+        || a->q != (a->w - a->kw) / a->stride_w + 1)
         return LOSSK_ERR_ARGUMENT;
     return LOSSK_OK;
 }
@@ -1009,7 +1011,7 @@ LOSSK_INLINE void FN(pool_max4)(const T *r0, const T *r1, FN(ivec) even, FN(ivec
     }
 }
 
-/* One plane: y (p, q) and indices from x (h, w); PyTorch's rule: the first maximum in row-major
+/* One plane: y (p, q) and indices (unless NULL) from x (h, w); PyTorch's rule: the first maximum in row-major
  * order, and nan beats everything. 2x2 windows with stride 2 go VL outputs at a time, a row's
  * last vector (or a row shorter than one) with its lanes past the row unused: their loads run into
  * the next input rows, or, at the plane's end, into a zero-padded copy. Other windows one output
@@ -1034,7 +1036,7 @@ static void FN(pool_plane)(const T *x, int64_t h, int64_t w, int64_t kh, int64_t
             FN(ivec) arg;
             FN(pool_max4)(r0, r0 + w, even, odd, &best, &arg);
             *(VEC *)(y + oh * q + ow) = best;
-            for (int64_t j = 0; j < VL; j++)
+            for (int64_t j = 0; indices && j < VL; j++)
                 POOL_INDEX(j);
         }
         if (fast && ow < q) {
@@ -1049,10 +1051,10 @@ static void FN(pool_plane)(const T *x, int64_t h, int64_t w, int64_t kh, int64_t
                 r0 = tail, r1 = tail + 2 * VL;
             }
             FN(pool_max4)(r0, r1, even, odd, &best, &arg);
-            for (int64_t j = 0; j < lanes; j++) {
+            for (int64_t j = 0; j < lanes; j++)
                 y[oh * q + ow + j] = best[j];
+            for (int64_t j = 0; indices && j < lanes; j++)
                 POOL_INDEX(j);
-            }
         }
 #undef POOL_INDEX
         for (ow = 0; !fast && ow < q; ow++) {
@@ -1068,7 +1070,8 @@ static void FN(pool_plane)(const T *x, int64_t h, int64_t w, int64_t kh, int64_t
                     }
                 }
             y[oh * q + ow] = best;
-            indices[oh * q + ow] = arg;
+            if (indices)
+                indices[oh * q + ow] = arg;
         }
     }
 }
@@ -1086,7 +1089,7 @@ int LOSSK_ISA_NAME(FN(lossk_max_pool2d_forward))(lossk_pool2d_args *a)
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int64_t pl = 0; pl < planes; pl++)
         FN(pool_plane)(x + pl * HW, a->h, a->w, a->kh, a->kw, a->stride_h, a->stride_w, a->p, a->q, y + pl * PQ,
-                       a->indices + pl * PQ);
+                       a->indices ? a->indices + pl * PQ : NULL);
     return LOSSK_OK;
 }
 
@@ -1124,7 +1127,7 @@ LOSSK_INLINE int FN(scatter_add)(T *plane, const T *g, const int64_t *idx, int64
 
 int LOSSK_ISA_NAME(FN(lossk_max_pool2d_backward))(lossk_pool2d_args *a)
 {
-    if (FN(pool_check)(a) != LOSSK_OK || !a->grad_output || !a->grad_input)
+    if (FN(pool_check)(a) != LOSSK_OK || !a->grad_output || !a->grad_input || !a->indices)
         return LOSSK_ERR_ARGUMENT;
     if (a->n == 0 || a->c == 0) /* nothing to compute, and H W need not even fit in int64_t */
         return LOSSK_OK;
@@ -1174,7 +1177,7 @@ static int FN(conv_check)(const lossk_conv2d_args *a, int op)
         return LOSSK_ERR_ARGUMENT;
     if (op == OP_BACKWARD_WEIGHT && (!a->input || !a->grad_output || !a->grad_weight))
         return LOSSK_ERR_ARGUMENT;
-    if (a->pool && (!a->indices || a->p % 2 || a->q % 2))
+    if (a->pool && ((op != OP_FORWARD && !a->indices) || a->p % 2 || a->q % 2))
         return LOSSK_ERR_ARGUMENT;
     if (op == OP_BACKWARD_INPUT && a->pool && a->n > 0) {
         /* before anything is written, so that bad indices leave the caller's buffers untouched (an
@@ -1326,7 +1329,8 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
         for (int64_t n = 0; n < a->n; n += g.group)
             FN(wino_group)(&g, lossk_min64(g.group, a->n - n), x + n * a->c * a->h * a->w, shared, bias != NULL,
-                           y + n * ysize, ysize, a->pool ? a->indices + n * ysize : NULL, scratch + THREAD_ID() * pt);
+                           y + n * ysize, ysize, a->pool, a->indices ? a->indices + n * ysize : NULL,
+                           scratch + THREAD_ID() * pt);
         return LOSSK_OK;
     }
     const int layout = FN(conv_layout)(a, OP_FORWARD);
@@ -1352,7 +1356,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_forward))(lossk_conv2d_args *a)
         }
         for (int64_t k = 0; a->pool && k < a->k; k++) /* pooled while the image is in cache */
             FN(pool_plane)(yn + k * PQ, a->p, a->q, 2, 2, 2, 2, a->p / 2, a->q / 2, y + n * ysize + k * PQ / 4,
-                           a->indices + n * ysize + k * PQ / 4);
+                           a->indices ? a->indices + n * ysize + k * PQ / 4 : NULL);
     }
     return LOSSK_OK;
 }
@@ -1379,7 +1383,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_input))(lossk_conv2d_args *a)
             const int64_t cnt = lossk_min64(g.group, a->n - n);
             const T *dy = FN(grad_images)(a, n, cnt, tw);
             if (dy)
-                FN(wino_group)(&g, cnt, dy, shared, 0, dx + n * a->c * HW, a->c * HW, NULL, tw + unpool);
+                FN(wino_group)(&g, cnt, dy, shared, 0, dx + n * a->c * HW, a->c * HW, 0, NULL, tw + unpool);
             bad |= !dy;
         }
         return bad ? LOSSK_ERR_ARGUMENT : LOSSK_OK;

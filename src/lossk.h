@@ -107,7 +107,7 @@ enum lossk_conv_algo {
  * P = (H + 2 pad_h - R) / stride_h + 1, Q likewise (H + 2 pad_h must fit in int64_t).
  * forward: input, weight, bias (may be NULL) -> output; with pool set (P and Q even) the output
  * is max-pooled 2x2 on the fly: output (N, K, P/2, Q/2) and indices (argmax in the P x Q plane,
- * as max_pool2d's) replace the P x Q output.
+ * as max_pool2d's; NULL for none, as inference needs) replace the P x Q output.
  * backward_input: grad_output, weight -> grad_input.
  * backward_weight: input, grad_output -> grad_weight +=, grad_bias += (may be NULL).
  * Backward with pool set: grad_output is the gradient of the pooled output (N, K, P/2, Q/2),
@@ -134,7 +134,7 @@ typedef struct lossk_conv2d_args {
 } lossk_conv2d_args;
 
 /* max_pool2d without padding: input (N, C, H, W) -> output (N, C, P, Q), indices (argmax h * W + w
- * in each input plane, the first maximum; nan counts as the maximum, as in PyTorch).
+ * in each input plane, the first maximum; nan counts as the maximum, as in PyTorch; NULL for none).
  * backward: grad_output, indices -> grad_input (overwritten). Each index is checked as it is
  * used: one outside the kh x kw window of its output (which lies in [0, H W)) gives
  * LOSSK_ERR_ARGUMENT with grad_input partly written. */

@@ -200,6 +200,39 @@ def test_max_pool2d_2x2_ties_and_nan(dtype, h, w):
     np.testing.assert_array_equal(idx, hh * w + ww)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pooling_without_argmax_gives_the_same_output(dtype):
+    """argmax=False (what no_grad inference uses) skips the indices, not the maxima: max_pool2d on
+    2x2 and other windows, planes with row tails and odd sizes, and the pooled convolution by each
+    algorithm, with nans and ties, give the bits of the argmax=True path."""
+    C = lossk._core
+    rng = np.random.default_rng(0)
+    for shape, kernel, stride in [((2, 3, 6, 44), (2, 2), (2, 2)), ((2, 3, 7, 9), (2, 2), (2, 2)),
+                                  ((2, 3, 7, 8), (3, 3), (2, 2)), ((1, 2, 5, 6), (2, 3), (1, 2))]:
+        x = rng.integers(0, 3, shape).astype(dtype)
+        x[0, 0, 1, 1] = np.nan
+        before = x.copy()
+        y, idx = C.max_pool2d_forward(x, kernel, stride)
+        y_only, none = C.max_pool2d_forward(x, kernel, stride, None, False)
+        assert none is None
+        np.testing.assert_array_equal(y_only, y)
+        np.testing.assert_array_equal(x, before)
+    for c, k, size, r, pad, algo in [(3, 8, 32, 5, 2, "direct"), (6, 16, 14, 5, 0, "direct"),
+                                     (8, 8, 8, 5, 2, "winograd"), (16, 16, 12, 3, 1, "winograd")]:
+        x = rng.standard_normal((3, c, size, size)).astype(dtype)
+        x[1, 0, 4, 4] = np.nan
+        w = rng.standard_normal((k, c, r, r)).astype(dtype)
+        b = rng.standard_normal(k).astype(dtype)
+        y, idx = C.conv2d_forward(x, w, b, (1, 1), (pad, pad), algo, True)
+        y_only, none = C.conv2d_forward(x, w, b, (1, 1), (pad, pad), algo, True, None, False)
+        assert none is None
+        np.testing.assert_array_equal(y_only, y)
+    with pytest.raises(ValueError, match="indices: expected None with argmax=False"):
+        C.max_pool2d_forward(x, (2, 2), (2, 2), np.empty((3, c, size // 2, size // 2), np.int64), False)
+    with pytest.raises(ValueError, match="indices: expected None with argmax=False"):
+        C.conv2d_forward(x, w, b, (1, 1), (pad, pad), algo, True, idx, False)
+
+
 def test_max_pool2d_ties_and_nan_follow_pytorch():
     x = np.array([[[[1.0, 1.0], [0.0, 1.0]]]], np.float32)
     pool = nn.MaxPool2d(2)

@@ -87,6 +87,36 @@ int main(void)
         failures++;
     }
 
+    /* indices NULL: the forward passes find no argmax, the backward passes need one */
+    float plane[8] = {0, 1, 5, 2, 3, 4, 6, 7}, maxima[2];
+    lossk_pool2d_args fp = bp;
+    fp.input = plane;
+    fp.output = maxima;
+    fp.indices = NULL;
+    if (lossk_max_pool2d_forward_f32(&fp) != LOSSK_OK || maxima[0] != 4 || maxima[1] != 7) {
+        printf("FAIL max_pool2d forward without indices\n");
+        failures++;
+    }
+    bp.indices = NULL;
+    if (lossk_max_pool2d_backward_f32(&bp) != LOSSK_ERR_ARGUMENT) {
+        printf("FAIL max_pool2d backward without indices was accepted\n");
+        failures++;
+    }
+    lossk_conv2d_args pc = {0}; /* 1x1 kernel of weight 1 over the same plane, pooled */
+    float one = 1, pooled[2], dw = 0;
+    pc.n = pc.c = pc.k = 1; pc.h = pc.p = 2; pc.w = pc.q = 4; pc.r = pc.s = pc.stride_h = pc.stride_w = 1;
+    pc.pool = 1; pc.input = plane; pc.weight = &one; pc.output = pooled; pc.grad_output = g; pc.grad_input = dx;
+    pc.grad_weight = &dw;
+    float work[256];
+    pc.work = work;
+    pc.work_size = sizeof work;
+    if (lossk_conv2d_forward_f32(&pc) != LOSSK_OK || pooled[0] != 4 || pooled[1] != 7
+        || lossk_conv2d_backward_input_f32(&pc) != LOSSK_ERR_ARGUMENT
+        || lossk_conv2d_backward_weight_f32(&pc) != LOSSK_ERR_ARGUMENT) {
+        printf("FAIL pooled conv2d without indices\n");
+        failures++;
+    }
+
     printf("isa %s, threads %d: %s\n", lossk_isa(), lossk_get_num_threads(), failures ? "FAILED" : "ok");
     return failures != 0;
 }
