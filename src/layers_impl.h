@@ -923,6 +923,38 @@ static int64_t FN(conv_image_n)(const lossk_conv2d_args *a, int op)
     return xp_n + (QV != a->q ? ALIGN_UP(a->k * a->p * QV) : 0);
 }
 
+/* dst[0, n) = src[0, n), for the rows of a small image: whole vectors, the last one ending at n
+ * (overlapping the one before), or below a vector two overlapping blocks of the largest power of
+ * two in bytes that fits, as a memcpy does inside, but inlined. A library call per row of tens of
+ * elements cost more than the copy: memcpy and memmove held 13% of the profile of PyTorch's
+ * tutorial network's inference. */
+LOSSK_INLINE void FN(copy_row)(T *dst, const T *src, int64_t n)
+{
+    if (n >= VL) {
+        for (int64_t j = 0; j + VL <= n; j += VL) {
+            VEC v = *(const VEC *)(src + j);
+            __asm__("" : "+v"(v)); /* through a register: else GCC turns the loop back into memcpy */
+            *(VEC *)(dst + j) = v;
+        }
+        *(VEC *)(dst + n - VL) = *(const VEC *)(src + n - VL);
+        return;
+    }
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
+    const size_t bytes = (size_t)n * sizeof(T);
+#define COPY_BLOCKS(size) \
+    if (bytes >= (size)) { \
+        memcpy(d, s, (size)); \
+        memcpy(d + bytes - (size), s + bytes - (size), (size)); \
+        return; \
+    }
+    COPY_BLOCKS(32)
+    COPY_BLOCKS(16)
+    COPY_BLOCKS(8)
+    COPY_BLOCKS(4)
+#undef COPY_BLOCKS
+}
+
 /* x (C, H, W) -> xp (C, HP, WP), zeros around and past it */
 static void FN(pad_image)(const lossk_conv2d_args *a, const T *x, T *xp)
 {
@@ -930,7 +962,7 @@ static void FN(pad_image)(const lossk_conv2d_args *a, const T *x, T *xp)
     memset(xp, 0, sizeof(T) * FN(shifted_xp_n)(a));
     for (int64_t c = 0; c < a->c; c++)
         for (int64_t ih = 0; ih < a->h; ih++)
-            memcpy(xp + (c * HP + ih + a->pad_h) * WP + a->pad_w, x + (c * a->h + ih) * a->w, sizeof(T) * a->w);
+            FN(copy_row)(xp + (c * HP + ih + a->pad_h) * WP + a->pad_w, x + (c * a->h + ih) * a->w, a->w);
 }
 
 /* y (K, P, Q) = bias + the stride-1 convolution of x (C, H, W) with the kernel w as pack_kernel
@@ -944,7 +976,7 @@ static void FN(conv_image_shifted)(const lossk_conv2d_args *a, int layout, const
         const int64_t PQ = a->p * a->q, KV = FN(round_vl)(a->k);
         T *yt = buf + FN(shifted_xp_n)(a); /* (P Q, KV), each row starting as the bias */
         for (int64_t j = 0; j < PQ; j++)
-            memcpy(yt + j * KV, w + L * KV, sizeof(T) * KV);
+            FN(copy_row)(yt + j * KV, w + L * KV, KV);
         FN(pad_image)(a, x, buf);
         FN(gemm_ashifted)(PQ, KV, L, buf, voff, boff, w, KV, yt, KV, 1);
         FN(relayout)(1, a->k, PQ, y, PQ, yt, PQ, 0, KV);
@@ -957,7 +989,7 @@ static void FN(conv_image_shifted)(const lossk_conv2d_args *a, int layout, const
     FN(pad_image)(a, x, buf);
     FN(gemm_shifted)(a->k, PQV / VL, L, w, L, 1, buf, boff, voff, wide, PQV, 1);
     for (int64_t kp = 0; wide != y && kp < a->k * a->p; kp++)
-        memcpy(y + kp * a->q, wide + kp * QV, sizeof(T) * a->q);
+        FN(copy_row)(y + kp * a->q, wide + kp * QV, a->q);
 }
 
 /* dx (C, H, W) = sum of col's entries over the taps that read each pixel. */
@@ -1011,11 +1043,12 @@ LOSSK_INLINE void FN(pool_max4)(const T *r0, const T *r1, FN(ivec) even, FN(ivec
     }
 }
 
-/* One plane: y (p, q) and indices (unless NULL) from x (h, w); PyTorch's rule: the first maximum in row-major
- * order, and nan beats everything. 2x2 windows with stride 2 go VL outputs at a time, a row's
- * last vector (or a row shorter than one) with its lanes past the row unused: their loads run into
- * the next input rows, or, at the plane's end, into a zero-padded copy. Other windows one output
- * at a time. */
+/* One plane: y (p, q) and indices (unless NULL) from x (h, w); PyTorch's rule: the first maximum
+ * in row-major order, and nan beats everything. 2x2 windows with stride 2 go VL outputs at a time,
+ * a row's last vector (or a row shorter than one) with its lanes past the row unused: their loads
+ * run into the next input rows, or, at the plane's end, into a zero-padded copy, and their
+ * results into the next output rows, which are written after, except at the plane's end. Other
+ * windows one output at a time. */
 static void FN(pool_plane)(const T *x, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                            int64_t p, int64_t q, T *y, int64_t *indices)
 {
@@ -1045,14 +1078,17 @@ static void FN(pool_plane)(const T *x, int64_t h, int64_t w, int64_t kh, int64_t
             VEC best;
             FN(ivec) arg;
             if ((2 * oh + 1) * w + 2 * ow + 2 * VL > h * w) {
-                memset(tail, 0, sizeof tail);
-                memcpy(tail, r0, sizeof(T) * 2 * lanes);
-                memcpy(tail + 2 * VL, r1, sizeof(T) * 2 * lanes);
+                for (int v = 0; v < 4; v++)
+                    *(VEC *)(tail + v * VL) = (VEC){0};
+                FN(copy_row)(tail, r0, 2 * lanes);
+                FN(copy_row)(tail + 2 * VL, r1, 2 * lanes);
                 r0 = tail, r1 = tail + 2 * VL;
             }
             FN(pool_max4)(r0, r1, even, odd, &best, &arg);
-            for (int64_t j = 0; j < lanes; j++)
-                y[oh * q + ow + j] = best[j];
+            if (oh * q + ow + VL <= p * q) /* the lanes past the row go to the next rows, rewritten later */
+                *(VEC *)(y + oh * q + ow) = best;
+            else
+                FN(copy_row)(y + oh * q + ow, (const T *)&best, lanes);
             for (int64_t j = 0; indices && j < lanes; j++)
                 POOL_INDEX(j);
         }
@@ -1479,7 +1515,7 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                         for (int64_t k = 0; staged && k < K; k++)
                             for (int64_t oh = 0; oh < a->p; oh++) {
                                 T *row = dyg + ((k * sg + gi) * a->p + oh) * QV;
-                                memcpy(row, dyn + (k * a->p + oh) * a->q, sizeof(T) * a->q);
+                                FN(copy_row)(row, dyn + (k * a->p + oh) * a->q, a->q);
                                 for (int64_t j = a->q; j < QV; j++)
                                     row[j] = -(T)0; /* times the masked 0: -0, which changes no sum */
                             }
