@@ -453,6 +453,36 @@ def test_pooled_conv_backward_rejects_bad_indices(algo, where, value):
     assert (dw == 1).all() and (db == 1).all() and (dx == 1).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pooled_weight_gradient_of_whole_vector_rows(dtype):
+    """The first layer of the CIFAR-10 network (3 -> 8 channels here, 32x32, rows of whole vectors):
+    its pooled weight gradient (with AVX-512, unpooled straight into the channel layout) has the
+    bits of the same gradient given unpooled, bias included; bad indices of six kinds, in the
+    first, a middle and the last image, are refused with grad_weight and grad_bias unchanged."""
+    C = lossk._core
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3, 32, 32)).astype(dtype)
+    w = rng.standard_normal((8, 3, 5, 5)).astype(dtype)
+    y, idx = C.conv2d_forward(x, w, None, (1, 1), (2, 2), "direct", True)
+    G = rng.standard_normal(y.shape).astype(dtype)
+    G[0, 0, 0, :3] = -0.0
+    full = np.zeros((5, 8, 32 * 32), dtype)
+    np.put_along_axis(full, idx.reshape(5, 8, -1), G.reshape(5, 8, -1), axis=2)
+    dw_pooled, db_pooled, dw_full, db_full = np.zeros_like(w), np.zeros(8, dtype), np.zeros_like(w), np.zeros(8, dtype)
+    C.conv2d_backward_weight(x, G, dw_pooled, db_pooled, (1, 1), (2, 2), "direct", idx)
+    C.conv2d_backward_weight(x, full.reshape(5, 8, 32, 32), dw_full, db_full, (1, 1), (2, 2), "direct")
+    np.testing.assert_array_equal(dw_pooled, dw_full)
+    np.testing.assert_array_equal(db_pooled, db_full)
+    at = idx[2, 5, 7, 9]  # rows 14-15, columns 18-19
+    for n, bad in [(0, 32 * 32), (2, -1), (2, at + 2), (2, at + 64), (4, 0), (4, at - 2)]:
+        bad_idx = idx.copy()
+        bad_idx[n, 5, 7, 9] = bad
+        dw, db = np.ones_like(w), np.ones(8, dtype)
+        with pytest.raises(ValueError, match="indices: .* each inside the pooling window"):
+            C.conv2d_backward_weight(x, G, dw, db, (1, 1), (2, 2), "direct", bad_idx)
+        assert (dw == 1).all() and (db == 1).all()
+
+
 def test_backward_checks_grad_shape():
     conv = nn.Conv2d(3, 4, 3)
     conv(np.zeros((2, 3, 8, 8), np.float32))
