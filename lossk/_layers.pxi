@@ -210,12 +210,20 @@ cdef _run_conv(lossk_conv2d_args *a, conv_kernel fn):
     _check(err)
 
 
+cdef _argmax_arg(argmax, bint pool):
+    if not isinstance(argmax, (bool, np.bool_)):
+        raise TypeError(f"argmax: expected a bool, got {type(argmax).__name__}")
+    if not argmax and not pool:
+        raise ValueError("argmax: False is for a pooled output (pool=True)")
+
+
 def conv2d_forward(x, weight, bias, tuple stride, tuple padding, str algo="auto", bint pool=False, indices=None,
-                   bint argmax=True):
+                   argmax=True):
     """conv2d(x, weight) + bias: (N, C, H, W) -> (N, K, P, Q); with pool, also max-pooled 2x2 on the
     fly: returns (pooled output, argmax indices), the indices written into `indices` when given;
     with argmax False none are found (inference needs none): (pooled output, None)."""
     dt = _float_dtype(x, "input")
+    _argmax_arg(argmax, pool)
     w = _arr(weight, "weight", dt, getattr(weight, "shape", None))
     cdef lossk_conv2d_args a
     _conv_setup(&a, x.shape, w.shape, stride, padding, algo)
@@ -313,10 +321,11 @@ cdef _pool_setup(lossk_pool2d_args *a, tuple xshape, tuple kernel, tuple stride)
     a.indices = NULL
 
 
-def max_pool2d_forward(x, tuple kernel, tuple stride, indices=None, bint argmax=True):
+def max_pool2d_forward(x, tuple kernel, tuple stride, indices=None, argmax=True):
     """(output, argmax indices) of a max pooling without padding; indices written into `indices`
     when given; with argmax False none are found: (output, None)."""
     dt = _float_dtype(x, "input")
+    _argmax_arg(argmax, True)
     cdef lossk_pool2d_args a
     _pool_setup(&a, x.shape, kernel, stride)
     xa = _native_c(x)

@@ -933,7 +933,9 @@ LOSSK_INLINE void FN(copy_row)(T *dst, const T *src, int64_t n)
     if (n >= VL) {
         for (int64_t j = 0; j + VL <= n; j += VL) {
             VEC v = *(const VEC *)(src + j);
+#if defined(__x86_64__) || defined(__i386__)
             __asm__("" : "+v"(v)); /* through a register: else GCC turns the loop back into memcpy */
+#endif
             *(VEC *)(dst + j) = v;
         }
         *(VEC *)(dst + n - VL) = *(const VEC *)(src + n - VL);
@@ -948,7 +950,8 @@ LOSSK_INLINE void FN(copy_row)(T *dst, const T *src, int64_t n)
         memcpy(d + bytes - (size), s + bytes - (size), (size)); \
         return; \
     }
-    COPY_BLOCKS(32)
+    if (VBYTES > 32) /* below a vector of 32 bytes there are no 32 */
+        COPY_BLOCKS(32)
     COPY_BLOCKS(16)
     COPY_BLOCKS(8)
     COPY_BLOCKS(4)
@@ -1292,18 +1295,19 @@ static const T *FN(grad_images)(const lossk_conv2d_args *a, int64_t n, int64_t c
 /* The gradient of image n's 2x2 max-pooled output unpooled straight into a channels-last layout:
  * output pixel (y, x) at L + y l_rs + x l_cs holds KV channels (zero past K), what grad_images
  * and a relayout give with half the traffic. The argmax places (0-3 in the window) are found
- * into L itself, planar, then go channels-last with the pooled gradient, a quarter of the size
- * each; each pooled pixel's channels then fill its window's four pixels: the gradient at the
- * argmax, 0 elsewhere. (A -0 stays -0, where grad_images' 0 + -0 gives +0; the weight and bias
- * gradients' sums start at +0, so neither can tell.) Each index is read once, by the place pass. work: 2 (P/2 Q/2) KV elements. 1 if an index is outside
- * its window (L then holds garbage), else 0. */
+ * into L itself, planar (as values of T), then go channels-last with the pooled gradient, a
+ * quarter of the size each; each pooled pixel's channels then fill its window's four pixels: the
+ * gradient at the argmax, 0 elsewhere. (A -0 stays -0, where grad_images' 0 + -0 gives +0; the
+ * weight and bias gradients' sums start at +0, so neither can tell.) Each index is read once, by
+ * the place pass. work: 2 (P/2 Q/2) KV elements. 1 if an index is outside its window (L then
+ * holds garbage), else 0. */
 static int FN(unpool_channels_last)(const lossk_conv2d_args *a, int64_t n, int64_t KV, T *L, int64_t l_rs,
                                     int64_t l_cs, T *work)
 {
     const int64_t K = a->k, pp = a->p / 2, pq = a->q / 2, n4 = pp * pq, w = a->q;
     const T *g = (const T *)a->grad_output + n * K * n4;
     const int64_t *idx = a->indices + n * K * n4;
-    T *planar = L, *gl = work, *places = work + n4 * KV; /* places: TI bits in T elements */
+    T *planar = L, *gl = work, *places = work + n4 * KV;
     uint64_t outside = 0;
     for (int64_t row = 0; row < K * pp; row++) {
         const int64_t oh = row % pp;
@@ -1311,27 +1315,26 @@ static int FN(unpool_channels_last)(const lossk_conv2d_args *a, int64_t n, int64
             /* the offset from the window's first pixel: 0, 1, w or w + 1 inside it */
             const uint64_t off = (uint64_t)idx[row * pq + ow] - (uint64_t)(2 * oh * w + 2 * ow);
             const uint64_t second = off >= (uint64_t)w, col = off - (second ? (uint64_t)w : 0);
-            const TI place = (TI)(2 * second + col);
             outside |= col >> 1;
-            memcpy(planar + row * pq + ow, &place, sizeof place);
+            planar[row * pq + ow] = (T)(2 * second + col);
         }
     }
     if (outside)
         return 1;
-    /* the places move as T: a transpose, which copies their bits */
     FN(relayout)(0, K, n4, planar, n4, places, n4, 0, KV);
     FN(relayout)(0, K, n4, (T *)g, n4, gl, n4, 0, KV);
-    const TI none = -1; /* no place: channels past K */
     for (int64_t j = 0; KV > K && j < n4; j++)
         for (int64_t k = K; k < KV; k++)
-            memcpy(places + j * KV + k, &none, sizeof none);
+            places[j * KV + k] = -1; /* no place: zeros in the channels past K (unused, but garbage there
+                                      * might be denormals, which slow the multiplies) */
     for (int64_t oh = 0; oh < pp; oh++)
         for (int64_t ow = 0; ow < pq; ow++)
             for (int64_t v = 0; v < KV; v += VL) {
                 const int64_t j = (oh * pq + ow) * KV + v;
-                const FN(ivec) gv = *(const FN(ivec) *)(gl + j), at = *(const FN(ivec) *)(places + j);
+                const FN(ivec) gv = *(const FN(ivec) *)(gl + j);
+                const VEC at = *(const VEC *)(places + j);
                 for (int e = 0; e < 4; e++)
-                    *(VEC *)(L + (2 * oh + e / 2) * l_rs + (2 * ow + e % 2) * l_cs + v) = (VEC)(gv & (at == e));
+                    *(VEC *)(L + (2 * oh + e / 2) * l_rs + (2 * ow + e % 2) * l_cs + v) = (VEC)(gv & (at == (T)e));
             }
     return 0;
 }
@@ -1359,13 +1362,15 @@ static void FN(bias_channels_last)(const lossk_conv2d_args *a, int64_t KV, const
 }
 
 /* Per-thread elements of a pooled backward pass's unpooled gradient: grad_images' planar images
- * of a group, or unpool_channels_last's work. */
+ * of a group, or (the channel layout's weight gradient) unpool_channels_last's work. */
 static int64_t FN(unpool_n)(const lossk_conv2d_args *a, int op)
 {
     if (op == OP_FORWARD || !a->pool)
         return 0;
     const int64_t PQ = a->p * a->q;
-    return ALIGN_UP(lossk_max64(FN(conv_wgeom)(a, op).group * a->k * PQ, PQ / 2 * FN(round_vl)(a->k)));
+    if (op == OP_BACKWARD_WEIGHT && !FN(conv_wino)(a) && FN(conv_layout)(a, op) == CONV_CHANNELS)
+        return ALIGN_UP(PQ / 2 * FN(round_vl)(a->k));
+    return ALIGN_UP(FN(conv_wgeom)(a, op).group * a->k * PQ);
 }
 
 /* Scratch of an op in elements: shared by all threads, and per thread. */

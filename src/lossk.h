@@ -4,6 +4,9 @@
  *  - buffers are C-contiguous, aligned to their element size and of the dtype the function name
  *    says (_f32: float, _f64: double);
  *  - sizes and indices are int64_t;
+ *  - no output may overlap an input or another output (the Python bindings refuse such arrays):
+ *    kernels read inputs while other threads write, and some store whole vectors ahead of what
+ *    they have read;
  *  - a kernel never aborts, prints or allocates more than a few small scratch blocks;
  *    it returns LOSSK_OK or an error code, and on error leaves every output untouched (the
  *    exceptions are said where they apply);

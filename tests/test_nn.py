@@ -454,33 +454,59 @@ def test_pooled_conv_backward_rejects_bad_indices(algo, where, value):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_pooled_weight_gradient_of_whole_vector_rows(dtype):
-    """The first layer of the CIFAR-10 network (3 -> 8 channels here, 32x32, rows of whole vectors):
-    its pooled weight gradient (with AVX-512, unpooled straight into the channel layout) has the
-    bits of the same gradient given unpooled, bias included; bad indices of six kinds, in the
-    first, a middle and the last image, are refused with grad_weight and grad_bias unchanged."""
+@pytest.mark.parametrize("k,size", [(8, 32), (16, 32), (6, 4), (20, 6), (40, 6), (3, 2)])
+def test_pooled_weight_gradient_is_the_unpooled_ones(dtype, k, size):
+    """A pooled weight gradient (5x5, padding 2, 3 input channels) has the bits of the same
+    gradient given unpooled, bias included, whichever layout the instruction set and shape choose:
+    the channel layout unpools straight into its channels-last rows (rows of whole vectors with
+    AVX-512, short rows with few channels on every instruction set; output channels past a vector
+    boundary or fewer than one). Bad indices of six kinds, in the first, a middle and the last
+    image, are refused with grad_weight and grad_bias unchanged."""
     C = lossk._core
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((5, 3, 32, 32)).astype(dtype)
-    w = rng.standard_normal((8, 3, 5, 5)).astype(dtype)
+    x = rng.standard_normal((5, 3, size, size)).astype(dtype)
+    w = rng.standard_normal((k, 3, 5, 5)).astype(dtype)
     y, idx = C.conv2d_forward(x, w, None, (1, 1), (2, 2), "direct", True)
     G = rng.standard_normal(y.shape).astype(dtype)
     G[0, 0, 0, :3] = -0.0
-    full = np.zeros((5, 8, 32 * 32), dtype)
-    np.put_along_axis(full, idx.reshape(5, 8, -1), G.reshape(5, 8, -1), axis=2)
-    dw_pooled, db_pooled, dw_full, db_full = np.zeros_like(w), np.zeros(8, dtype), np.zeros_like(w), np.zeros(8, dtype)
+    full = np.zeros((5, k, size * size), dtype)
+    np.put_along_axis(full, idx.reshape(5, k, -1), G.reshape(5, k, -1), axis=2)
+    dw_pooled, db_pooled, dw_full, db_full = np.zeros_like(w), np.zeros(k, dtype), np.zeros_like(w), np.zeros(k, dtype)
     C.conv2d_backward_weight(x, G, dw_pooled, db_pooled, (1, 1), (2, 2), "direct", idx)
-    C.conv2d_backward_weight(x, full.reshape(5, 8, 32, 32), dw_full, db_full, (1, 1), (2, 2), "direct")
+    C.conv2d_backward_weight(x, full.reshape(5, k, size, size), dw_full, db_full, (1, 1), (2, 2), "direct")
     np.testing.assert_array_equal(dw_pooled, dw_full)
     np.testing.assert_array_equal(db_pooled, db_full)
-    at = idx[2, 5, 7, 9]  # rows 14-15, columns 18-19
-    for n, bad in [(0, 32 * 32), (2, -1), (2, at + 2), (2, at + 64), (4, 0), (4, at - 2)]:
+    pp = size // 2
+    oh = ow = pp // 2
+    at = idx[2, k - 1, oh, ow]
+    outside = [size * size, -1, at + 2 * size, at - 2 * size]  # past the plane, negative, the rows below / above
+    outside += [at + 2] if ow + 1 < pp else [at - 2]  # the next or previous column's window
+    outside += [0] if (oh, ow) != (0, 0) else [size * size - 1]  # the first (last) window
+    def in_window(at):
+        return 0 <= at < size * size and at // size in (2 * oh, 2 * oh + 1) and at % size in (2 * ow, 2 * ow + 1)
+    assert sum(not in_window(bad) for bad in outside) >= 3
+    for n, bad in zip([0, 2, 4, 0, 2, 4], outside):
+        if in_window(bad):
+            continue  # (a 2x2 plane has one window)
         bad_idx = idx.copy()
-        bad_idx[n, 5, 7, 9] = bad
-        dw, db = np.ones_like(w), np.ones(8, dtype)
+        bad_idx[n, k - 1, oh, ow] = bad
+        dw, db = np.ones_like(w), np.ones(k, dtype)
         with pytest.raises(ValueError, match="indices: .* each inside the pooling window"):
             C.conv2d_backward_weight(x, G, dw, db, (1, 1), (2, 2), "direct", bad_idx)
         assert (dw == 1).all() and (db == 1).all()
+
+
+def test_argmax_argument_is_checked():
+    C = lossk._core
+    x = np.zeros((1, 2, 4, 4), np.float32)
+    w = np.zeros((2, 2, 3, 3), np.float32)
+    for call in (lambda v: C.conv2d_forward(x, w, None, (1, 1), (1, 1), "auto", True, None, v),
+                 lambda v: C.max_pool2d_forward(x, (2, 2), (2, 2), None, v)):
+        for bad in (None, 0, "no"):
+            with pytest.raises(TypeError, match="argmax: expected a bool"):
+                call(bad)
+    with pytest.raises(ValueError, match="argmax: False is for a pooled output"):
+        C.conv2d_forward(x, w, None, (1, 1), (1, 1), "auto", False, None, False)
 
 
 def test_backward_checks_grad_shape():

@@ -212,8 +212,12 @@ static void time_pairs(const char *label, call_fn call, void *fa, void *fb, void
             if (!keep_cache)
                 evict();
             double t = now();
-            if (call(is_a ? fa : fb, args) != LOSSK_OK) { /* e.g. a case that revision A's kernels predate */
-                printf("%-46s %s's kernel refused it: skipped\n", label, is_a ? "A" : "B");
+            if (call(is_a ? fa : fb, args) != LOSSK_OK) {
+                if (!is_a) { /* the working tree's kernels must run every case */
+                    fprintf(stderr, "%s: B's kernel failed\n", label);
+                    exit(1);
+                }
+                printf("%-46s A's kernel refused it (a case it predates?): skipped\n", label);
                 return;
             }
             t = now() - t;
@@ -364,16 +368,21 @@ int main(int argc, char **argv)
             }
             snprintf(label, sizeof label, "%s %s (64, %lld->%lld, %lldx%lld)", layer_cases[i].name, dtype,
                      (long long)C, (long long)K, (long long)H, (long long)H);
-            int refused = -1;
-            for (int side = 0; side < 2 && refused < 0; side++) { /* the scratch size query: work NULL */
+            int refused = 0;
+            for (int side = 0; side < 2 && !refused; side++) { /* the scratch size query: work NULL */
                 cc.a.work = NULL;
-                if (((conv_fn)cc.fn[side])(&cc.a) != LOSSK_OK)
-                    refused = side;
+                if (((conv_fn)cc.fn[side])(&cc.a) != LOSSK_OK) {
+                    if (side) {
+                        fprintf(stderr, "%s: B's size query failed\n", label);
+                        return 1;
+                    }
+                    refused = 1;
+                }
                 cc.size[side] = cc.a.work_size;
                 cc.work[side] = malloc((size_t)cc.size[side]);
             }
-            if (refused >= 0)
-                printf("%-46s %s's kernel refused it: skipped\n", label, refused ? "B" : "A");
+            if (refused)
+                printf("%-46s A's kernel refused it (a case it predates?): skipped\n", label);
             else
                 time_pairs(label, call_conv, fa, fb, &cc, pairs);
             free(cc.work[0]);
