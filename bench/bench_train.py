@@ -11,9 +11,11 @@ of each is reported as images/s, with the ratio lossk / PyTorch; likewise for in
 pass without gradients). --layers adds the time of each
 convolution's forward, input-gradient and weight-gradient kernels against PyTorch's, and of three 3x3
 convolutions (padding 1) such as other small networks use (Winograd F(6x6, 3x3) for 16x16 and
-12x12 images, F(4x4, 3x3) for 8x8), and of 2x2 max pooling on its own (the network fuses it into the convolution
-before it), and of the linear layers of both networks and one (1024 -> 512); the convolutions include
-PyTorch's tutorial network's two (unpadded).
+12x12 images, F(4x4, 3x3) for 8x8); of the two networks' convolutions fused with the 2x2 max pooling
+after them, as Sequential runs them (forward with and without the argmax, and the gradients through
+it, against PyTorch's separate calls); of 2x2 max pooling on its own; and of the linear layers of
+both networks and one (1024 -> 512). The convolutions include PyTorch's tutorial network's two
+(unpadded).
 Uses the first CIFAR-10 training batch when it is found (--data), random images otherwise.
 """
 import argparse
@@ -94,6 +96,46 @@ def bench_layers(torch, batch, steps, rng):
              lambda: cb(tg, tx, tw, [k], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [True, False, False])),
             ("dW", lambda: _core.conv2d_backward_weight(x, g, dw, db, (1, 1), (pad, pad)),
              lambda: cb(tg, tx, tw, [k], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, [False, True, True])),
+        ]
+        for name, fl, ft in ops:
+            tl, tt = interleaved([fl, ft], steps)
+            label = f"{r}x{r} {c}->{k} {h}x{h}" + ("" if pad == r // 2 else f" pad {pad}")
+            print(f"{label:<22}{name:<6}{tl * 1e3:>10.2f}{tt * 1e3:>10.2f}{tt / tl:>8.2f}x")
+    print(f"\n{'conv + 2x2 max pool':<22}{'op':<6}{'lossk ms':>10}{'torch ms':>10}{'speedup':>9}")
+    # the networks' convolutions as Sequential runs them, fused with the pooling after them: forward
+    # with the argmax (training) and without (inference, no_grad), and the gradients through the
+    # argmax; PyTorch's are its separate calls, as autograd makes them
+    mp_backward = torch.ops.aten.max_pool2d_with_indices_backward
+    for c, k, h, r, pad in ((3, 32, 32, 5, 2), (32, 32, 16, 5, 2), (32, 64, 8, 5, 2), (3, 6, 32, 5, 0),
+                            (6, 16, 14, 5, 0)):
+        x = rng.standard_normal((batch, c, h, h)).astype(np.float32)
+        w = (rng.standard_normal((k, c, r, r)) * 0.1).astype(np.float32)
+        b = np.zeros(k, np.float32)
+        y, idx = _core.conv2d_forward(x, w, b, (1, 1), (pad, pad), "auto", True)
+        g = rng.standard_normal(y.shape).astype(np.float32)
+        dw, db = np.zeros_like(w), np.zeros_like(b)
+        tx, tw, tb, tg = (torch.from_numpy(a) for a in (x, w, b, g))
+        ty = torch.nn.functional.conv2d(tx, tw, tb, padding=pad)
+        tidx = torch.nn.functional.max_pool2d(ty, 2, return_indices=True)[1]
+        cb = torch.ops.aten.convolution_backward
+
+        def torch_grad(mask):
+            gu = mp_backward(tg, ty, [2, 2], [2, 2], [0, 0], [1, 1], False, tidx)
+            return cb(gu, tx, tw, [k], [1, 1], [pad, pad], [1, 1], False, [0, 0], 1, mask)
+
+        def torch_infer():
+            with torch.no_grad():
+                return torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(tx, tw, tb, padding=pad), 2)
+
+        ops = [
+            ("fwd", lambda: _core.conv2d_forward(x, w, b, (1, 1), (pad, pad), "auto", True, idx),
+             lambda: torch.nn.functional.max_pool2d(torch.nn.functional.conv2d(tx, tw, tb, padding=pad), 2,
+                                                    return_indices=True)),
+            ("infer", lambda: _core.conv2d_forward(x, w, b, (1, 1), (pad, pad), "auto", True, None, False), torch_infer),
+            ("dX", lambda: _core.conv2d_backward_input(g, w, x.shape, (1, 1), (pad, pad), "auto", idx),
+             lambda: torch_grad([True, False, False])),
+            ("dW", lambda: _core.conv2d_backward_weight(x, g, dw, db, (1, 1), (pad, pad), "auto", idx),
+             lambda: torch_grad([False, True, True])),
         ]
         for name, fl, ft in ops:
             tl, tt = interleaved([fl, ft], steps)

@@ -13,6 +13,7 @@ bandwidth) in ``extra_info``. ``python bench/report.py`` prints the same compari
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -95,3 +96,18 @@ def test_ab_harness_runs(smoke):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "nll float32 (8192, 1000)" in proc.stdout and "nll float64 (8192, 1000)" in proc.stdout, proc.stdout
+
+
+def test_bench_train_runs(smoke):
+    """bench/bench_train.py (the networks and their layers against PyTorch) still runs: batch 2, one
+    step. A tool rather than a benchmark, so only in smoke runs."""
+    if not smoke:
+        pytest.skip("run bench/bench_train.py itself to time the networks")
+    pytest.importorskip("torch")
+    here = os.path.dirname(os.path.abspath(__file__))
+    for net in ("cifar10", "pytorch-tutorial"):
+        proc = subprocess.run([sys.executable, os.path.join(here, "bench_train.py"), "--net", net, "--batch", "2",
+                               "--steps", "1", "--layers"], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        for line in ("training  ratio", "inference ratio", "conv + 2x2 max pool", "2x2 max pool", "linear layer"):
+            assert line in proc.stdout, (line, proc.stdout)
