@@ -83,6 +83,18 @@ static product_part split_product(int64_t m, int64_t n, int64_t vl, int t, int n
     return (product_part){0, m, lossk_min64(n, vl * (nv * t / nt)), lossk_min64(n, vl * (nv * (t + 1) / nt))};
 }
 
+/* The place (0-3, row-major) of the argmax index `at` in the 2x2 window whose first pixel is
+ * `first` in a plane w wide; *outside gets bits set when the index is not in the window. Unsigned,
+ * so that no index, however large or negative, overflows. Branch-free, so that loops over a row
+ * of indices vectorise. */
+static inline uint64_t window_place(int64_t at, int64_t first, int64_t w, uint64_t *outside)
+{
+    const uint64_t off = (uint64_t)at - (uint64_t)first, second = off >= (uint64_t)w;
+    const uint64_t col = off - (second ? (uint64_t)w : 0);
+    *outside |= col >> 1;
+    return 2 * second + col;
+}
+
 #define T float
 #define TI int32_t /* an integer the size of T */
 #define SFX f32
