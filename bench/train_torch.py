@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-from lossk.cifar10_data import find_data_dir, load_cifar10, normalize
+from lossk.cifar10.data import find_data_dir, load_cifar10, normalize
 
 
 def tutorial_net():

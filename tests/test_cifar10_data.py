@@ -1,12 +1,10 @@
-"""Tests for lossk.cifar10_data, on small synthetic datasets written in every supported layout."""
+"""Tests for lossk.cifar10.data, on small synthetic datasets written in every supported layout."""
 
 import hashlib
-import importlib.util
 import io
 import os
 import pickle
 import struct
-import sys
 import tarfile
 import urllib.error
 from pathlib import Path
@@ -14,14 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-try:
-    from lossk import cifar10_data
-except Exception:  # lossk is a compiled package that may not be built here; this module is pure Python
-    _path = Path(__file__).resolve().parents[1] / "lossk" / "cifar10_data.py"
-    _spec = importlib.util.spec_from_file_location("lossk_cifar10_data", _path)
-    cifar10_data = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = cifar10_data
-    _spec.loader.exec_module(cifar10_data)
+from lossk.cifar10 import data as cifar10_data
 
 CIFAR10Error = cifar10_data.CIFAR10Error
 load_cifar10 = cifar10_data.load_cifar10

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lossk import cifar10, cifar10_data, nn, optim
+from lossk import nn, optim
+from lossk.cifar10 import data as cifar10_data
+from lossk.cifar10 import train as cifar10
 from lossk import functional as F
 
 PER_FILE = 48  # images per synthetic batch file: the limits below pick a few of them

@@ -45,9 +45,9 @@ from typing import IO, Callable, List, Optional, Tuple
 
 import numpy as np
 
-from . import functional as F
-from . import nn, optim, set_num_threads
-from .cifar10_data import CIFAR10Error, find_data_dir, load_cifar10, normalize
+from .. import functional as F
+from .. import nn, optim, set_num_threads
+from .data import CIFAR10Error, find_data_dir, load_cifar10, normalize
 
 __all__ = ["build_model", "train_step", "evaluate", "load_checkpoint", "main"]
 
@@ -650,6 +650,3 @@ def main(argv: Optional[List[str]] = None) -> int:
         print("\nInterrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
 
-
-if __name__ == "__main__":
-    sys.exit(main())
