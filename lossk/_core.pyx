@@ -10,79 +10,6 @@ from libc.stdint cimport int64_t
 
 cnp.import_array()
 
-cdef extern from "lossk.h" nogil:
-    enum:
-        LOSSK_OK
-        LOSSK_ERR_ARGUMENT
-        LOSSK_ERR_TARGET
-        LOSSK_ERR_DOMAIN
-        LOSSK_ERR_NOMEM
-        LOSSK_REDUCTION_NONE
-        LOSSK_REDUCTION_SUM
-
-    ctypedef struct lossk_elementwise_args:
-        int64_t n
-        const void *input
-        const void *target
-        const void *weight
-        int64_t weight_period
-        const void *pos_weight
-        int64_t pos_weight_period
-        double param
-        int reduction
-        double divisor
-        void *loss
-        void *grad
-        const void *grad_output
-        double grad_scale
-        int64_t bad_index
-        int bad_target
-
-    ctypedef struct lossk_class_args:
-        int64_t n, c, s
-        const void *input
-        const int64_t *target
-        const void *target_prob
-        const void *weight
-        int64_t ignore_index
-        double label_smoothing
-        int reduction
-        int mean_by_weight
-        double divisor
-        void *loss
-        void *grad
-        const void *grad_output
-        double grad_scale
-        double total_weight
-        int64_t bad_index
-
-    int lossk_l1_f32(lossk_elementwise_args *a)
-    int lossk_l1_f64(lossk_elementwise_args *a)
-    int lossk_mse_f32(lossk_elementwise_args *a)
-    int lossk_mse_f64(lossk_elementwise_args *a)
-    int lossk_smooth_l1_f32(lossk_elementwise_args *a)
-    int lossk_smooth_l1_f64(lossk_elementwise_args *a)
-    int lossk_huber_f32(lossk_elementwise_args *a)
-    int lossk_huber_f64(lossk_elementwise_args *a)
-    int lossk_binary_cross_entropy_f32(lossk_elementwise_args *a)
-    int lossk_binary_cross_entropy_f64(lossk_elementwise_args *a)
-    int lossk_binary_cross_entropy_with_logits_f32(lossk_elementwise_args *a)
-    int lossk_binary_cross_entropy_with_logits_f64(lossk_elementwise_args *a)
-    int lossk_kl_div_f32(lossk_elementwise_args *a)
-    int lossk_kl_div_f64(lossk_elementwise_args *a)
-    int lossk_check_unit_interval_f32(lossk_elementwise_args *a)
-    int lossk_check_unit_interval_f64(lossk_elementwise_args *a)
-    int lossk_cross_entropy_f32(lossk_class_args *a)
-    int lossk_cross_entropy_f64(lossk_class_args *a)
-    int lossk_cross_entropy_prob_f32(lossk_class_args *a)
-    int lossk_cross_entropy_prob_f64(lossk_class_args *a)
-    int lossk_nll_f32(lossk_class_args *a)
-    int lossk_nll_f64(lossk_class_args *a)
-
-    void lossk_set_num_threads(int n)
-    int lossk_get_num_threads()
-    const char *lossk_isa()
-
 cdef extern from "_result_cache.h":
     enum:
         LOSSK_CACHE_MIN_BYTES
@@ -97,22 +24,37 @@ cdef extern from "numpy/arrayobject.h":
     object PyDataMem_GetHandler()
     PyObject *PyDataMem_DefaultHandler
 
-ctypedef int (*elementwise_kernel)(lossk_elementwise_args *) noexcept nogil
-ctypedef int (*class_kernel)(lossk_class_args *) noexcept nogil
-
 # What a call computes.
 LOSS, GRAD, BOTH = 1, 2, 3
 
-# Elementwise kinds, in the order of the kernel tables below.
-L1, MSE, SMOOTH_L1, HUBER, BCE, BCE_LOGITS, KL_DIV = range(7)
-cdef elementwise_kernel[7] EW_F32 = [lossk_l1_f32, lossk_mse_f32, lossk_smooth_l1_f32, lossk_huber_f32,
-                                     lossk_binary_cross_entropy_f32, lossk_binary_cross_entropy_with_logits_f32,
-                                     lossk_kl_div_f32]
-cdef elementwise_kernel[7] EW_F64 = [lossk_l1_f64, lossk_mse_f64, lossk_smooth_l1_f64, lossk_huber_f64,
-                                     lossk_binary_cross_entropy_f64, lossk_binary_cross_entropy_with_logits_f64,
-                                     lossk_kl_div_f64]
+# The argument struct each family's kernels take.
+cdef dict FAMILY_ARGS = {"elementwise": b"lossk_elementwise_args", "classification": b"lossk_class_args"}
+cdef dict KERNEL_IDS = {}
 
-CROSS_ENTROPY, NLL = 0, 1
+
+def kernel_id(str name, str family):
+    """The index in lossk_kernel_table of the kernel `name`, checked to take `family`'s arguments."""
+    key = (name, family)
+    try:
+        return KERNEL_IDS[key]
+    except KeyError:
+        pass
+    cdef int64_t k
+    for k in range(lossk_kernel_count):
+        if lossk_kernel_table[k].name == name.encode():
+            if lossk_kernel_table[k].args != FAMILY_ARGS[family]:
+                raise TypeError(f"kernel {name}: takes {lossk_kernel_table[k].args.decode()}, not {family} arguments")
+            KERNEL_IDS[key] = k
+            return k
+    raise KeyError(f"kernel {name}: not in src/lossk.h's LOSSK_KERNELS")
+
+
+cdef int64_t _checked_kernel(int64_t k, str family) except -1:
+    """k itself, when kernel_id gave it for `family` (an int from elsewhere must not index the table)."""
+    if k < 0 or k >= lossk_kernel_count or lossk_kernel_table[k].args != FAMILY_ARGS[family]:
+        raise ValueError(f"kernel: {k} is not the index of a {family} kernel")
+    return k
+
 
 cdef dict REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 cdef dict KL_REDUCTIONS = {"none": 0, "mean": 1, "sum": 2, "batchmean": 3}
@@ -311,14 +253,20 @@ cdef inline void *_ptr(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, weight=None, pos_weight=None,
-                grad_output=1.0, int mode=LOSS, out=None):
-    """Loss and/or gradient of an elementwise loss; checks every argument first."""
+def elementwise(input, target, reduction="mean", *, int64_t kernel, double param=0.0, weight=None,
+                pos_weight=None, grad_output=1.0, int mode=LOSS, out=None, bint batchmean=False,
+                int64_t domain_check=-1, str domain=""):
+    """Loss and/or gradient of the elementwise loss `kernel` (a kernel_id); checks every argument
+    first. batchmean: the loss takes reduction "batchmean"; domain_check: a kernel_id checking the
+    inputs are in `domain`, run first when the gradient goes into out."""
+    _checked_kernel(kernel, "elementwise")
+    if domain_check != -1:
+        _checked_kernel(domain_check, "elementwise")
     x = _native_c(_float_input(input))
     y = _same_dtype(target, x, "target")
     if not _same_shape(<cnp.ndarray>y, <cnp.ndarray>x):
         raise ValueError(f"target: expected shape {x.shape} like input, got {y.shape}")
-    cdef int red = _reduction(reduction, KL_REDUCTIONS if kind == KL_DIV else REDUCTIONS)
+    cdef int red = _reduction(reduction, KL_REDUCTIONS if batchmean else REDUCTIONS)
     cdef int64_t wp = 0, pwp = 0
     w = _periodic(weight, x, "weight", &wp)
     pw = None
@@ -358,18 +306,23 @@ def elementwise(int kind, input, target, reduction="mean", *, double param=0.0, 
     a.grad_output = _ptr(go)
 
     cdef bint f32 = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
-    cdef elementwise_kernel fn = EW_F32[kind] if f32 else EW_F64[kind]
-    # BCE finds bad inputs while it computes; into the caller's buffer, check first so it stays intact
-    cdef bint check_first = kind == BCE and out is not None
+    cdef elementwise_kernel fn = <elementwise_kernel>(lossk_kernel_table[kernel].f32 if f32
+                                                      else lossk_kernel_table[kernel].f64)
+    # a kernel that finds bad inputs while it computes: into the caller's buffer, check first so it
+    # stays intact
+    cdef elementwise_kernel check = NULL
+    if domain_check != -1 and out is not None:
+        check = <elementwise_kernel>(lossk_kernel_table[domain_check].f32 if f32
+                                     else lossk_kernel_table[domain_check].f64)
     cdef int err = LOSSK_OK
     with nogil:
-        if check_first:
-            err = lossk_check_unit_interval_f32(&a) if f32 else lossk_check_unit_interval_f64(&a)
+        if check != NULL:
+            err = check(&a)
         if err == LOSSK_OK:
             err = fn(&a)
     if err != LOSSK_OK:
         arg = "target" if a.bad_target else "input"
-        _raise(err, arg, y if a.bad_target else x, a.bad_index, f"all elements of {arg} must be in [0, 1]")
+        _raise(err, arg, y if a.bad_target else x, a.bad_index, f"all elements of {arg} must be in {domain}")
     return _result(mode, red == 0, loss, grad)
 
 
@@ -421,9 +374,14 @@ cdef object _class_indices(object t):
     return np.array(t, dtype=np.int64, order="C")
 
 
-def classification(int kind, input, target, reduction="mean", *, weight=None, ignore_index=-100,
-                   double label_smoothing=0.0, grad_output=1.0, int mode=LOSS, out=None):
-    """Loss and/or gradient of cross_entropy (kind CROSS_ENTROPY) or nll_loss (kind NLL)."""
+def classification(input, target, reduction="mean", *, int64_t kernel, weight=None, ignore_index=-100,
+                   double label_smoothing=0.0, grad_output=1.0, int mode=LOSS, out=None, str name="",
+                   int64_t prob_kernel=-1):
+    """Loss and/or gradient of the classification loss `name`, kernel `kernel` (a kernel_id) for
+    class-index targets and `prob_kernel` for probability targets (-1: refused)."""
+    _checked_kernel(kernel, "classification")
+    if prob_kernel != -1:
+        _checked_kernel(prob_kernel, "classification")
     x = _float_input(input)
     cdef int ndim = cnp.PyArray_NDIM(<cnp.ndarray>x)
     if ndim == 0:
@@ -452,8 +410,8 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
 
     tarr = target if isinstance(target, np.ndarray) else np.asarray(target)
     cdef bint soft = cnp.PyArray_ISFLOAT(<cnp.ndarray>tarr)
-    if soft and kind == NLL:
-        raise TypeError(f"target: nll_loss expects class indices of an integer dtype, got dtype {tarr.dtype}")
+    if soft and prob_kernel == -1:
+        raise TypeError(f"target: {name} expects class indices of an integer dtype, got dtype {tarr.dtype}")
     t = tp = None
     if soft:
         tp = _like(tarr, x, "target")
@@ -509,13 +467,8 @@ def classification(int kind, input, target, reduction="mean", *, weight=None, ig
     a.grad_output = _ptr(go)
 
     cdef bint f32 = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
-    cdef class_kernel fn
-    if kind == NLL:
-        fn = lossk_nll_f32 if f32 else lossk_nll_f64
-    elif soft:
-        fn = lossk_cross_entropy_prob_f32 if f32 else lossk_cross_entropy_prob_f64
-    else:
-        fn = lossk_cross_entropy_f32 if f32 else lossk_cross_entropy_f64
+    cdef int64_t k = prob_kernel if soft else kernel
+    cdef class_kernel fn = <class_kernel>(lossk_kernel_table[k].f32 if f32 else lossk_kernel_table[k].f64)
     cdef int err
     with nogil:
         err = fn(&a)

@@ -4,85 +4,8 @@
 # layouts; the modules are in lossk/nn.py.
 import threading
 
-cdef extern from "lossk.h" nogil:
-    enum:
-        LOSSK_CONV_AUTO
-        LOSSK_CONV_DIRECT
-        LOSSK_CONV_WINOGRAD
-
-    ctypedef struct lossk_conv2d_args:
-        int64_t n, c, h, w
-        int64_t k, r, s
-        int64_t stride_h, stride_w, pad_h, pad_w
-        int64_t p, q
-        int algo
-        int pool
-        const void *input
-        const void *weight
-        const void *bias
-        void *output
-        int64_t *indices
-        const void *grad_output
-        void *grad_input
-        void *grad_weight
-        void *grad_bias
-        void *work
-        int64_t work_size
-
-    ctypedef struct lossk_pool2d_args:
-        int64_t n, c, h, w
-        int64_t kh, kw, stride_h, stride_w
-        int64_t p, q
-        const void *input
-        void *output
-        int64_t *indices
-        const void *grad_output
-        void *grad_input
-
-    ctypedef struct lossk_linear_args:
-        int64_t n, in_ "in", out
-        const void *input
-        const void *weight
-        const void *bias
-        void *output
-        const void *grad_output
-        void *grad_input
-        void *grad_weight
-        void *grad_bias
-        void *work
-        int64_t work_size
-
-    ctypedef struct lossk_relu_args:
-        int64_t n
-        const void *input
-        void *output
-        const void *grad_output
-        void *grad_input
-
-    int lossk_conv2d_forward_f32(lossk_conv2d_args *a)
-    int lossk_conv2d_forward_f64(lossk_conv2d_args *a)
-    int lossk_conv2d_backward_input_f32(lossk_conv2d_args *a)
-    int lossk_conv2d_backward_input_f64(lossk_conv2d_args *a)
-    int lossk_conv2d_backward_weight_f32(lossk_conv2d_args *a)
-    int lossk_conv2d_backward_weight_f64(lossk_conv2d_args *a)
-    int lossk_max_pool2d_forward_f32(lossk_pool2d_args *a)
-    int lossk_max_pool2d_forward_f64(lossk_pool2d_args *a)
-    int lossk_max_pool2d_backward_f32(lossk_pool2d_args *a)
-    int lossk_max_pool2d_backward_f64(lossk_pool2d_args *a)
-    int lossk_linear_forward_f32(lossk_linear_args *a)
-    int lossk_linear_forward_f64(lossk_linear_args *a)
-    int lossk_linear_backward_f32(lossk_linear_args *a)
-    int lossk_linear_backward_f64(lossk_linear_args *a)
-    int lossk_relu_forward_f32(lossk_relu_args *a)
-    int lossk_relu_forward_f64(lossk_relu_args *a)
-    int lossk_relu_backward_f32(lossk_relu_args *a)
-    int lossk_relu_backward_f64(lossk_relu_args *a)
-
 ALGOS = {"auto": LOSSK_CONV_AUTO, "direct": LOSSK_CONV_DIRECT, "winograd": LOSSK_CONV_WINOGRAD}
 _INT64_MAX = 2**63 - 1
-
-ctypedef int (*conv_kernel)(lossk_conv2d_args *) noexcept nogil
-ctypedef int (*linear_kernel)(lossk_linear_args *) noexcept nogil
 
 # Kernel scratch, one growing buffer per Python thread (kernels of one thread run one at a time).
 _local = threading.local()

@@ -32,12 +32,12 @@ import numpy as np
 
 from . import _core
 from . import functional as F
+from ._losses import LOSSES, define
 
 __all__ = [
     "Module", "Parameter", "Conv2d", "MaxPool2d", "Flatten", "Linear", "ReLU", "Sequential",
-    "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss",
-    "BCEWithLogitsLoss", "KLDivLoss", "no_grad", "is_grad_enabled", "manual_seed",
-]
+    "no_grad", "is_grad_enabled", "manual_seed",
+] + [loss.module for loss in LOSSES]
 
 _local = threading.local()
 
@@ -572,58 +572,17 @@ class _Loss:
         return self._grad
 
 
-class CrossEntropyLoss(_Loss):
-    _fn = staticmethod(F.cross_entropy_with_grad)
-
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        super().__init__(reduction, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing)
-
-
-class NLLLoss(_Loss):
-    _fn = staticmethod(F.nll_loss_with_grad)
-
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
-        super().__init__(reduction, weight=weight, ignore_index=ignore_index)
+def _loss_module(loss):
+    """lossk.nn's module of a loss-table entry: its options, in PyTorch's order, as constructor
+    arguments."""
+    init = define("__init__", f"self, {loss.parameters()}", f"_Loss.__init__(self, reduction{loss.passing()})",
+                  {"_Loss": _Loss}, __name__)
+    init.__qualname__ = f"{loss.module}.__init__"
+    doc = f"The module form of :func:`lossk.{loss.name}`: " + _Loss.__doc__
+    return type(loss.module, (_Loss,), {"__init__": init, "_fn": staticmethod(getattr(F, loss.name + "_with_grad")),
+                                        "__doc__": doc, "__module__": __name__})
 
 
-class MSELoss(_Loss):
-    _fn = staticmethod(F.mse_loss_with_grad)
-
-
-class L1Loss(_Loss):
-    _fn = staticmethod(F.l1_loss_with_grad)
-
-
-class SmoothL1Loss(_Loss):
-    _fn = staticmethod(F.smooth_l1_loss_with_grad)
-
-    def __init__(self, reduction="mean", beta=1.0):
-        super().__init__(reduction, beta=beta)
-
-
-class HuberLoss(_Loss):
-    _fn = staticmethod(F.huber_loss_with_grad)
-
-    def __init__(self, reduction="mean", delta=1.0):
-        super().__init__(reduction, delta=delta)
-
-
-class BCELoss(_Loss):
-    _fn = staticmethod(F.binary_cross_entropy_with_grad)
-
-    def __init__(self, weight=None, reduction="mean"):
-        super().__init__(reduction, weight=weight)
-
-
-class BCEWithLogitsLoss(_Loss):
-    _fn = staticmethod(F.binary_cross_entropy_with_logits_with_grad)
-
-    def __init__(self, weight=None, reduction="mean", pos_weight=None):
-        super().__init__(reduction, weight=weight, pos_weight=pos_weight)
-
-
-class KLDivLoss(_Loss):
-    _fn = staticmethod(F.kl_div_with_grad)
-
-    def __init__(self, reduction="mean", log_target=False):
-        super().__init__(reduction, log_target=log_target)
+for _entry in LOSSES:
+    globals()[_entry.module] = _loss_module(_entry)
+del _entry

@@ -1,0 +1,142 @@
+# Declarations of src/lossk.h (the one public C header) for the binding, written once.
+from libc.stdint cimport int64_t
+
+cdef extern from "lossk.h" nogil:
+    enum:
+        LOSSK_OK
+        LOSSK_ERR_ARGUMENT
+        LOSSK_ERR_TARGET
+        LOSSK_ERR_DOMAIN
+        LOSSK_ERR_NOMEM
+        LOSSK_REDUCTION_NONE
+        LOSSK_REDUCTION_SUM
+
+    ctypedef struct lossk_elementwise_args:
+        int64_t n
+        const void *input
+        const void *target
+        const void *weight
+        int64_t weight_period
+        const void *pos_weight
+        int64_t pos_weight_period
+        double param
+        int reduction
+        double divisor
+        void *loss
+        void *grad
+        const void *grad_output
+        double grad_scale
+        int64_t bad_index
+        int bad_target
+
+    ctypedef struct lossk_class_args:
+        int64_t n, c, s
+        const void *input
+        const int64_t *target
+        const void *target_prob
+        const void *weight
+        int64_t ignore_index
+        double label_smoothing
+        int reduction
+        int mean_by_weight
+        double divisor
+        void *loss
+        void *grad
+        const void *grad_output
+        double grad_scale
+        double total_weight
+        int64_t bad_index
+
+    enum:
+        LOSSK_CONV_AUTO
+        LOSSK_CONV_DIRECT
+        LOSSK_CONV_WINOGRAD
+
+    ctypedef struct lossk_conv2d_args:
+        int64_t n, c, h, w
+        int64_t k, r, s
+        int64_t stride_h, stride_w, pad_h, pad_w
+        int64_t p, q
+        int algo
+        int pool
+        const void *input
+        const void *weight
+        const void *bias
+        void *output
+        int64_t *indices
+        const void *grad_output
+        void *grad_input
+        void *grad_weight
+        void *grad_bias
+        void *work
+        int64_t work_size
+
+    ctypedef struct lossk_pool2d_args:
+        int64_t n, c, h, w
+        int64_t kh, kw, stride_h, stride_w
+        int64_t p, q
+        const void *input
+        void *output
+        int64_t *indices
+        const void *grad_output
+        void *grad_input
+
+    ctypedef struct lossk_linear_args:
+        int64_t n, in_ "in", out
+        const void *input
+        const void *weight
+        const void *bias
+        void *output
+        const void *grad_output
+        void *grad_input
+        void *grad_weight
+        void *grad_bias
+        void *work
+        int64_t work_size
+
+    ctypedef struct lossk_relu_args:
+        int64_t n
+        const void *input
+        void *output
+        const void *grad_output
+        void *grad_input
+
+    # the layers' kernels, called by name (the losses' go through lossk_kernel_table)
+    int lossk_conv2d_forward_f32(lossk_conv2d_args *a)
+    int lossk_conv2d_forward_f64(lossk_conv2d_args *a)
+    int lossk_conv2d_backward_input_f32(lossk_conv2d_args *a)
+    int lossk_conv2d_backward_input_f64(lossk_conv2d_args *a)
+    int lossk_conv2d_backward_weight_f32(lossk_conv2d_args *a)
+    int lossk_conv2d_backward_weight_f64(lossk_conv2d_args *a)
+    int lossk_max_pool2d_forward_f32(lossk_pool2d_args *a)
+    int lossk_max_pool2d_forward_f64(lossk_pool2d_args *a)
+    int lossk_max_pool2d_backward_f32(lossk_pool2d_args *a)
+    int lossk_max_pool2d_backward_f64(lossk_pool2d_args *a)
+    int lossk_linear_forward_f32(lossk_linear_args *a)
+    int lossk_linear_forward_f64(lossk_linear_args *a)
+    int lossk_linear_backward_f32(lossk_linear_args *a)
+    int lossk_linear_backward_f64(lossk_linear_args *a)
+    int lossk_relu_forward_f32(lossk_relu_args *a)
+    int lossk_relu_forward_f64(lossk_relu_args *a)
+    int lossk_relu_backward_f32(lossk_relu_args *a)
+    int lossk_relu_backward_f64(lossk_relu_args *a)
+
+    void lossk_set_num_threads(int n)
+    int lossk_get_num_threads()
+    const char *lossk_isa()
+
+# The kernels of lossk.h's LOSSK_KERNELS by name (lossk/_kernel_table.h).
+cdef extern from "_kernel_table.h" nogil:
+    ctypedef void (*lossk_any_kernel)()
+    ctypedef struct lossk_kernel_entry:
+        const char *name
+        const char *args
+        lossk_any_kernel f32
+        lossk_any_kernel f64
+    const lossk_kernel_entry lossk_kernel_table[]
+    const int64_t lossk_kernel_count
+
+ctypedef int (*elementwise_kernel)(lossk_elementwise_args *) noexcept nogil
+ctypedef int (*class_kernel)(lossk_class_args *) noexcept nogil
+ctypedef int (*conv_kernel)(lossk_conv2d_args *) noexcept nogil
+ctypedef int (*linear_kernel)(lossk_linear_args *) noexcept nogil

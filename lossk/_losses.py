@@ -1,0 +1,213 @@
+"""The loss table: one entry per loss, and everything lossk builds from it.
+
+:mod:`lossk.functional` generates each loss's ``NAME``, ``NAME_grad`` and ``NAME_with_grad`` from its
+entry, :mod:`lossk.nn` its module, and the type stubs (``functional.pyi`` and the loss part of
+``nn.pyi``) come from :func:`stubs`; the tests and benchmarks iterate over :data:`LOSSES`, so a loss
+missing its reference twin, test cases or benchmark fails the suite. Adding a loss is its C kernel
+(one line in ``LOSSK_KERNELS`` in ``src/lossk.h`` and its per-element function), one entry here, and
+``python lossk/_losses.py`` to rewrite the stubs.
+
+The module is plain Python without imports from lossk, so that the stub generator runs from a
+source tree that is not built.
+"""
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional, Tuple
+
+ELEMENTWISE, CLASSIFICATION = "elementwise", "classification"
+
+
+@dataclass(frozen=True)
+class Loss:
+    name: str               # torch.nn.functional's name: lossk.NAME, NAME_grad, NAME_with_grad
+    module: str             # torch.nn's module name: lossk.nn.MODULE
+    family: str             # ELEMENTWISE (target shaped like input) or CLASSIFICATION (class axis 1)
+    kernel: str             # the kernel's name in src/lossk.h (lossk_KERNEL_f32, lossk_KERNEL_f64)
+    options: Tuple[Tuple[str, object], ...]   # (name, default) in PyTorch's order, reduction among them
+    doc: str
+    # options (without reduction) -> the binding's keywords, checked (a "kernel" among them replaces
+    # `kernel`); None: the options are the binding's keywords
+    prepare: Optional[Callable[..., Dict[str, object]]] = None
+    reductions: Tuple[str, ...] = ("none", "mean", "sum")
+    prob_kernel: str = ""   # CLASSIFICATION: the kernel for probability targets ("": refused)
+    domain_check: str = ""  # ELEMENTWISE: a kernel checking the inputs' domain, run before writing into out=
+    domain: str = ""        # what that domain is, for the error message
+
+    def parameters(self, extra=()):
+        """The options (and `extra`) as Python parameters with their defaults: 'reduction="mean", ...'."""
+        return ", ".join(f"{name}={default!r}" for name, default in self.options + extra)
+
+    def passing(self):
+        """The options but reduction as keyword arguments passing them on: 'beta=beta, ...'."""
+        return "".join(f", {name}={name}" for name, _ in self.options if name != "reduction")
+
+
+def define(name, parameters, body, namespace, module):
+    """A function `name(parameters)` returning `body`, with real parameters (so calls, errors and
+    introspection behave as for a function written out) and the globals in `namespace`."""
+    exec(f"def {name}({parameters}):\n    return {body}\n", namespace)
+    fn = namespace[name]
+    fn.__module__ = module
+    return fn
+
+
+def _non_negative(name, value, allow_zero):
+    value = float(value)
+    if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} number, got {value}")
+    return value
+
+
+def _smooth_l1(beta):
+    beta = _non_negative("beta", beta, allow_zero=True)
+    return {"kernel": "l1"} if beta == 0 else {"param": beta}
+
+
+def _huber(delta):
+    return {"param": _non_negative("delta", delta, allow_zero=False)}
+
+
+def _kl_div(log_target):
+    return {"param": float(bool(log_target))}
+
+
+REDUCTION = ("reduction", "mean")
+WEIGHT = ("weight", None)
+
+LOSSES = (
+    Loss("l1_loss", "L1Loss", ELEMENTWISE, "l1", (REDUCTION,),
+         """L1 loss: ``|input - target|``, reduced by ``reduction`` ("mean", "sum" or "none").
+
+    The gradient is ``sign(input - target)``, 0 where input == target (as PyTorch).
+    """),
+    Loss("mse_loss", "MSELoss", ELEMENTWISE, "mse", (REDUCTION,),
+         """Squared error: ``(input - target)**2``, reduced by ``reduction`` ("mean", "sum", "none")."""),
+    Loss("smooth_l1_loss", "SmoothL1Loss", ELEMENTWISE, "smooth_l1", (REDUCTION, ("beta", 1.0)),
+         """Smooth L1 loss: with ``z = |input - target|``, ``0.5 z**2 / beta`` where ``z < beta``,
+    else ``z - 0.5 beta``. ``beta`` must be >= 0; ``beta=0`` is exactly :func:`l1_loss`.""",
+         prepare=_smooth_l1),
+    Loss("huber_loss", "HuberLoss", ELEMENTWISE, "huber", (REDUCTION, ("delta", 1.0)),
+         """Huber loss: with ``z = |input - target|``, ``0.5 z**2`` where ``z < delta``, else
+    ``delta (z - 0.5 delta)``. ``delta`` must be > 0.""",
+         prepare=_huber),
+    Loss("binary_cross_entropy", "BCELoss", ELEMENTWISE, "binary_cross_entropy", (WEIGHT, REDUCTION),
+         """Binary cross-entropy of probabilities: ``-w (t log(x) + (1 - t) log(1 - x))``.
+
+    ``input`` must lie in [0, 1] (else ValueError naming the first offending element; nan is
+    outside too). As in PyTorch, each log term is clamped at -100, so the loss is finite at 0
+    and 1, and the gradient ``w (x - t) / max(x (1 - x), 1e-12)`` is finite too. ``weight``
+    broadcasts to the input's shape by NumPy rules.
+    """,
+         domain_check="check_unit_interval", domain="[0, 1]"),
+    Loss("binary_cross_entropy_with_logits", "BCEWithLogitsLoss", ELEMENTWISE,
+         "binary_cross_entropy_with_logits", (WEIGHT, REDUCTION, ("pos_weight", None)),
+         """Binary cross-entropy of logits: ``w ((1 - t) x - (1 + (p - 1) t) log(sigmoid(x)))``.
+
+    Computed in the stable form (``log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|))``): no overflow
+    for logits of +-1e4. ``pos_weight`` (p) weighs the positive term and broadcasts like PyTorch's
+    (typically one value per class, over the last dimension); ``weight`` broadcasts to the input.
+    """),
+    Loss("kl_div", "KLDivLoss", ELEMENTWISE, "kl_div", (REDUCTION, ("log_target", False)),
+         """Kullback-Leibler divergence, with ``input`` log-probabilities: ``t (log t - x)`` (0 where
+    t == 0), or ``exp(t) (t - x)`` when ``log_target``. ``reduction`` may also be "batchmean":
+    the sum divided by ``input.shape[0]`` (the KL divergence proper, per sample).""",
+         prepare=_kl_div, reductions=("none", "mean", "sum", "batchmean")),
+    Loss("cross_entropy", "CrossEntropyLoss", CLASSIFICATION, "cross_entropy",
+         (WEIGHT, ("ignore_index", -100), REDUCTION, ("label_smoothing", 0.0)),
+         """Cross-entropy of logits: ``log_softmax`` over the class axis, then NLL.
+
+    ``input``: (N, C), (N, C, d1, ..., dK) for any K (e.g. images (N, C, H, W)), or unbatched (C,).
+    ``target``: class indices of any integer dtype, shaped (N, d1, ..., dK) (unbatched: a scalar),
+    or class probabilities of a float dtype shaped like ``input``.
+
+    The log-sum-exp subtracts each position's maximum, so logits of +-1e4 and classes masked
+    with -inf give what PyTorch gives. ``weight`` (C,) weighs each class; "mean" divides by the
+    summed weight of the non-ignored targets (probability targets: by N*d1*...*dK), so when every
+    target is ``ignore_index`` the mean is nan and the gradient zero, as in PyTorch.
+    ``label_smoothing`` in [0, 1] mixes the target with the uniform distribution (PyTorch treats
+    a negative value as 0; lossk raises ValueError). A class index outside [0, C) that is not
+    ``ignore_index`` raises ValueError naming the value and its position, before anything is
+    written.
+    """,
+         prob_kernel="cross_entropy_prob"),
+    Loss("nll_loss", "NLLLoss", CLASSIFICATION, "nll", (WEIGHT, ("ignore_index", -100), REDUCTION),
+         """Negative log-likelihood of log-probabilities: ``-weight[t] * input[n, t, ...]``.
+
+    Shapes as :func:`cross_entropy` with class-index targets, including the spatial form
+    (N, C, H, W) with target (N, H, W) (PyTorch's NLLLoss2d). "mean" divides by the summed weight
+    of the non-ignored targets.
+    """),
+)
+
+BY_NAME = {loss.name: loss for loss in LOSSES}
+
+GRAD_OPTIONS = (("grad_output", 1.0), ("out", None))
+WITH_GRAD_OPTIONS = (("out", None),)
+SUFFIXES = {"": (), "_grad": GRAD_OPTIONS, "_with_grad": WITH_GRAD_OPTIONS}
+
+
+# --- type stubs -----------------------------------------------------------------------------------
+
+_STUB_TYPES = {
+    "reduction": "_Reduction", "weight": "Optional[ArrayLike]", "pos_weight": "Optional[ArrayLike]",
+    "ignore_index": "int", "label_smoothing": "float", "beta": "float", "delta": "float",
+    "log_target": "bool", "grad_output": "Union[float, ArrayLike]", "out": "Optional[_Array]",
+}
+_STUB_RETURNS = {"": "_LossValue", "_grad": "_Array", "_with_grad": "Tuple[_LossValue, _Array]"}
+_STUB_HEAD = '''"""Types of lossk.functional; generated by lossk/_losses.py from its loss table."""
+from typing import Any, List, Literal, Optional, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+from numpy.typing import ArrayLike
+
+_Array = npt.NDArray[np.floating[Any]]
+_LossValue = Union[np.floating[Any], _Array]
+_Reduction = Literal["none", "mean", "sum"]
+_KLReduction = Literal["none", "mean", "sum", "batchmean"]
+
+__all__: List[str]
+'''
+NN_BEGIN = "# --- loss modules: generated by lossk/_losses.py from its loss table ---\n"
+NN_END = "# --- end of the generated loss modules ---\n"
+
+
+def _stub_type(loss, option):
+    if option == "reduction" and "batchmean" in loss.reductions:
+        return "_KLReduction"
+    return _STUB_TYPES[option]
+
+
+def _stub_params(loss, options):
+    return ", ".join(f"{name}: {_stub_type(loss, name)} = ..." for name, _ in options)
+
+
+def stubs():
+    """(functional.pyi, the loss-module block of nn.pyi) as text."""
+    functional = [_STUB_HEAD]
+    modules = [NN_BEGIN]
+    for loss in LOSSES:
+        for suffix, extra in SUFFIXES.items():
+            params = _stub_params(loss, loss.options + extra)
+            functional.append(f"\ndef {loss.name}{suffix}(input: ArrayLike, target: ArrayLike, *, {params}) -> "
+                              f"{_STUB_RETURNS[suffix]}: ...\n")
+        modules.append(f"\nclass {loss.module}(_Loss):\n"
+                       f"    def __init__(self, {_stub_params(loss, loss.options)}) -> None: ...\n")
+    modules.append(NN_END)
+    return "".join(functional), "".join(modules)
+
+
+def write_stubs(package):
+    """Rewrite package/functional.pyi and the generated block of package/nn.pyi."""
+    functional, modules = stubs()
+    (package / "functional.pyi").write_text(functional)
+    nn = package / "nn.pyi"
+    text = nn.read_text()
+    head, rest = text.split(NN_BEGIN)
+    nn.write_text(head + modules + rest.split(NN_END)[1])
+
+
+if __name__ == "__main__":
+    write_stubs(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent)
