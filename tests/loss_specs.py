@@ -6,10 +6,10 @@ from typing import Callable
 import numpy as np
 
 import lossk
+from lossk._losses import BY_NAME, CLASSIFICATION, ELEMENTWISE, LOSSES
 
-ELEMENTWISE_LOSSES = ["l1_loss", "mse_loss", "smooth_l1_loss", "huber_loss", "binary_cross_entropy",
-                      "binary_cross_entropy_with_logits", "kl_div"]
-CLASSIFICATION_LOSSES = ["cross_entropy", "nll_loss"]
+ELEMENTWISE_LOSSES = [loss.name for loss in LOSSES if loss.family == ELEMENTWISE]
+CLASSIFICATION_LOSSES = [loss.name for loss in LOSSES if loss.family == CLASSIFICATION]
 
 
 def functions(name):
@@ -30,7 +30,7 @@ class Case:
         return self.id
 
     def reductions(self):
-        return ["none", "mean", "sum"] + (["batchmean"] if self.name == "kl_div" else [])
+        return list(BY_NAME[self.name].reductions)
 
     def build(self, rng, shape, dtype):
         """(input, target, options) with the array options made for `shape`."""

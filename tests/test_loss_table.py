@@ -1,0 +1,96 @@
+"""The loss table (lossk/_losses.py) against everything built from it and everything that must
+follow it: the public functions and modules, PyTorch's signatures, the kernels, the type stubs, the
+NumPy twins, the test cases and the benchmarks. A loss added to the table without its tests or
+benchmark fails here."""
+import importlib.util
+import inspect
+from pathlib import Path
+
+import pytest
+
+import lossk
+import reference
+from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES
+from lossk import _core, _losses
+from lossk._losses import ELEMENTWISE, LOSSES, SUFFIXES
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = [loss.name for loss in LOSSES]
+
+
+def _bench_cases():
+    spec = importlib.util.spec_from_file_location("bench_cases", ROOT / "bench" / "cases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=NAMES)
+def test_public_functions_and_module(loss):
+    for suffix in SUFFIXES:
+        fn = getattr(lossk, loss.name + suffix)
+        assert loss.name + suffix in lossk.__all__ and fn is getattr(lossk.functional, loss.name + suffix)
+        assert fn.__module__ == "lossk.functional" and loss.doc in fn.__doc__
+        options = list(inspect.signature(fn).parameters.values())
+        assert [p.name for p in options[:2]] == ["input", "target"]
+        assert [(p.name, p.default) for p in options[2:]] == list(loss.options + SUFFIXES[suffix])
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in options[2:])
+    module = getattr(lossk.nn, loss.module)
+    assert loss.module in lossk.nn.__all__ and module.__module__ == "lossk.nn"
+    assert [(p.name, p.default) for p in inspect.signature(module).parameters.values()] == list(loss.options)
+
+
+# PyTorch options lossk does not have yet (the README says so): the per-element weight that
+# torch.nn.functional's l1_loss, mse_loss and huber_loss take since PyTorch 2.9.
+NOT_IN_LOSSK = {"l1_loss": {"weight"}, "mse_loss": {"weight"}, "huber_loss": {"weight"}}
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=NAMES)
+def test_signatures_are_pytorchs(loss):
+    """The options, their order and defaults are torch.nn.functional's and torch.nn's (without the
+    deprecated size_average and reduce, and the options listed in NOT_IN_LOSSK)."""
+    torch = pytest.importorskip("torch")
+    skip = {"size_average", "reduce"} | NOT_IN_LOSSK.get(loss.name, set())
+    functional = [(p.name, p.default) for p in inspect.signature(getattr(torch.nn.functional, loss.name)).parameters
+                  .values()][2:]
+    assert [o for o in functional if o[0] not in skip] == list(loss.options)
+    module = [(p.name, p.default) for p in inspect.signature(getattr(torch.nn, loss.module)).parameters.values()]
+    assert [o for o in module if o[0] not in skip] == list(loss.options)
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=NAMES)
+def test_kernels_exist_and_take_the_family_arguments(loss):
+    for kernel in filter(None, (loss.kernel, loss.prob_kernel, loss.domain_check)):
+        assert _core.kernel_id(kernel, loss.family) >= 0
+    other = "classification" if loss.family == ELEMENTWISE else "elementwise"
+    with pytest.raises(TypeError, match="arguments"):
+        _core.kernel_id(loss.kernel, other)
+
+
+def test_unknown_kernels_and_indices_are_refused():
+    with pytest.raises(KeyError):
+        _core.kernel_id("no_such_loss", ELEMENTWISE)
+    import numpy as np
+    x = np.zeros(3, np.float32)
+    for bad in (-1, 10 ** 6, _core.kernel_id("cross_entropy", "classification")):
+        with pytest.raises(ValueError, match="kernel"):
+            _core.elementwise(x, x, kernel=bad)
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=NAMES)
+def test_every_loss_has_its_twin_cases_and_benchmark(loss):
+    if loss.family == ELEMENTWISE:
+        assert loss.name in reference.ELEMENTWISE
+        assert any(case.name == loss.name for case in ELEMENTWISE_CASES)
+    else:
+        assert callable(getattr(reference, loss.name))
+        assert any(case.name == loss.name for case in CLASSIFICATION_CASES)
+    assert loss.name in _bench_cases().LOSSES
+
+
+def test_stubs_are_generated_from_the_table():
+    """The installed stubs are what `python lossk/_losses.py` writes from this table."""
+    package = Path(lossk.__file__).parent
+    functional, modules = _losses.stubs()
+    assert (package / "functional.pyi").read_text() == functional
+    assert modules in (package / "nn.pyi").read_text()
