@@ -2,7 +2,6 @@
 #define FN(name) LOSSK_CAT(name, SFX)
 #define EXP LOSSK_CAT(lossk_exp, SFX)
 #define LOG LOSSK_CAT(lossk_log, SFX)
-#define LOG1P LOSSK_CAT(lossk_log1p, SFX)
 #define STREAM LOSSK_CAT(lossk_stream, SFX)
 
 /* One element of each loss, as PyTorch defines it: returns the loss, stores d loss / d input in
@@ -407,5 +406,4 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_check_unit_interval, SFX))(lossk_elementwise_
 #undef FN
 #undef EXP
 #undef LOG
-#undef LOG1P
 #undef STREAM

@@ -207,7 +207,7 @@ LOSSK_KERNELS(LOSSK_DECLARE)
 void lossk_set_num_threads(int n);
 int lossk_get_num_threads(void);
 
-/* Name of the instruction set the kernels dispatch to on this CPU: "avx512", "avx2" or "baseline". */
+/* Name of the instruction set the kernels dispatch to on this CPU: "avx512zen", "avx512", "avx2" or "baseline". */
 const char *lossk_isa(void);
 
 #ifdef __cplusplus
