@@ -165,6 +165,19 @@ def header_section(args, bandwidths, loads, settings):
     return "\n".join(lines)
 
 
+SUMMARY_HEADER = ["loss", "dtype", "size", "lossk fused (ms)", "NumPy (ms)", "PyTorch fwd+bwd (ms)",
+                  "vs NumPy", "vs PyTorch", "lossk / floor"]
+
+
+def summary_section(rows):
+    """The README's table: the fused call (`out=` reused) against NumPy and PyTorch, and its paired floor ratio."""
+    t_rows = [[r.case.name, r.case.dtype, shape_str(r.case.shape),
+               *(num(r.ms(k)) for k in ("fused_out", "numpy", "torch")),
+               times(r.speedup("numpy")), times(r.speedup("torch")), num(r.paired_ratio("fused_out"))]
+              for r in rows]
+    return "\n\n".join(["## Summary: loss and gradient in one call", table(SUMMARY_HEADER, t_rows)])
+
+
 def main_section(rows, bandwidth):
     t_header = ["case", "dtype", "size", "lossk fused out= (ms)", "lossk fused alloc (ms)", "lossk loss-only (ms)",
                 "lossk grad-only (ms)", "NumPy fwd+grad (ms)", "PyTorch fwd+bwd (ms)", "PyTorch fwd (ms)",
@@ -344,7 +357,7 @@ def main(argv=None):
     loads.append(measure.load_average())
     parts = [header_section(args, bandwidths, loads, settings)]
     if rows:
-        parts.append(main_section(rows, bandwidth))
+        parts += [summary_section(rows), main_section(rows, bandwidth)]
     parts += [p for p in (small_md, scaling_md, targets_section(rows, small_row, bandwidth)) if p]
     text = "\n\n".join(parts) + "\n"
     print(text)
