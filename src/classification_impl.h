@@ -32,8 +32,8 @@ typedef struct {
 LOSSK_INLINE T FN(class_weight)(const T *w, int64_t c) { return w ? w[c] : (T)1; }
 
 /* Positions per run of a gradient staged in scratch (C values each) before it is streamed out, at
- * least `least`: the stage stays within STAGE_BYTES, in L1 (staged in 64 or 128 KiB, in L2, NLL ran
- * 15-25% slower, and float64 spatial cross-entropy 10%), and a spatial (S > 1) run covers whole
+ * least `least`: the stage stays within STAGE_BYTES, in L1 (a stage in L2 made NLL and float64 spatial
+ * cross-entropy slower), and a spatial (S > 1) run covers whole
  * cache lines of each plane, since a line split between two runs is streamed out in two partial
  * writes. */
 #define STAGE_BYTES 32768
@@ -290,11 +290,9 @@ LOSSK_INLINE double FN(ce_row)(const FN(ce_ctx) *k, int64_t C, const T *restrict
  * the max, then with the max for the exp, as in ce_row): ce_row's arithmetic in ce_row's order
  * (after a whole last chunk ce_row adds an empty padded one, whose zeros change nothing), so that
  * a row gives the same bits by either path, with the rows' chains of dependent steps (max, exp, sum, log) side by side,
- * since a lone short row is all latency (in cache, on one thread, rows of 21 classes took 39 ns
- * each in ce_row and take 28 here). t[r] is the class index of row r. */
+ * since a lone short row is all latency. t[r] is the class index of row r. */
 #define RB 4 /* rows side by side (the unroll pragmas below say it again) */
-/* chunks per row, at most: 8 in float32 (rows of 100 classes take 0.86 of ce_row's time), 4 in
- * float64 (8 made rows of 100 classes 4% slower than ce_row) */
+/* chunks per row, at most: 8 in float32, 4 in float64 (beyond them ce_row is as fast) */
 #define NV (32 / (int)sizeof(T))
 LOSSK_INLINE void FN(ce_rows_short)(const FN(ce_ctx) *k, const int nv, int64_t C, const T *restrict x,
                                     const int64_t *restrict t, const T *restrict g, T *restrict gr,
@@ -306,7 +304,7 @@ LOSSK_INLINE void FN(ce_rows_short)(const FN(ce_ctx) *k, const int nv, int64_t C
     for (int r = 0; r < RB; r++) {
         const T *xr = x + r * C;
         T *vl = v[r] + last;
-        if (nv == 1) { /* the padded chunk alone, no fold: rows of 10 classes ran 9% slower with one */
+        if (nv == 1) { /* the padded chunk alone, no fold: a fold costs short rows time */
             LOSSK_CAT(lossk_load_tail, SFX)(u[r], xr, C, -INFINITY);
         } else {
             for (int l = 0; l < LANES; l++)
@@ -402,9 +400,9 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
     /* Per position: an ignored position takes class 0 with weight 0 (its g is 0 too) and loss 0;
      * the loops are branch-free, so that they vectorise, but for the gather of the target's logit
      * and the scatter of its term by class index (GCC 12 vectorises no gather of floats by 64-bit
-     * indices). With few classes a vector select in each plane does both instead: with 2 classes
-     * the scalar loops took 47% of the time; with 21 the selects were 5-10% slower with AVX2. They
-     * compare cls, tc as wide as T (64-bit compares for float32 lanes cost 10% more with AVX2). */
+     * indices). With few classes a vector select in each plane does both instead (up to CE_SELECT
+     * classes; beyond, the selects cost more than the scalar loops). They compare cls, tc as wide
+     * as T (64-bit compares for float32 lanes cost more with AVX2). */
     T a[TS], wt[TS], xt[TS], log_zs[TS], gt[TS];
     int64_t tc[TS];
     const int select = C <= CE_SELECT;
@@ -477,21 +475,9 @@ LOSSK_INLINE void FN(ce_tile)(const FN(ce_ctx) *k, int64_t C, int64_t S, int64_t
  * row of few classes fills a fraction of a vector and pays a max, a sum and a log across lanes of
  * its own; in a tile those are plain vector steps over 16 rows at once. Every row of C classes
  * goes this way, whatever N, so that a row gets the same bits in any call.
- * ROWS_TILED(soft), the classes at most, is where tiles beat the rows' own paths in A/B pairs (time
- * with tiles over time without; one-hot rows go by ce_rows_short, the others by ce_row):
- * - AVX-512: one-hot float32 rows of 2, 5, 10, 12, 14 and 16 classes 0.25, 0.40, 0.74, 0.84, 0.95
- *   and 1.09, float64 rows of 10 and 12 classes 0.85 and 1.00; rows of 10 classes with label
- *   smoothing 0.36 / 0.50 (float32 / float64), with probability targets 0.46 / 0.62.
- * - AVX2 on the Intel core, with AVX2 gathers (the baseline variant keeps these bounds), whose
- *   ce_rows_short moves a row's last chunk by scalar loads and stores: one-hot float32 rows of 2,
- *   10, 32, 64 and 100 classes 0.09, 0.21, 0.46, 0.77 and 0.87, float64 rows of 10, 32
- *   and 64 classes 0.36, 0.81 and 1.02; label smoothing, float32 rows of 64 and 100 classes 0.79
- *   and 1.05; probability targets, float32 rows of 32, 64 and 100 classes 0.63, 1.12 and 1.37,
- *   float64 rows of 32 classes 1.03.
- * - AVX2 on an AMD Zen 3, where tiles of 8+ float32 (4+ float64) classes are moved by transposes
- *   (the bounds above doubled): float32 rows of 100, 128 and 256 classes 0.69-0.73, 0.76-0.83 and
- *   1.36, probability targets, rows of 64 classes 0.87; float64 rows of 64, 100 and 128 classes
- *   0.78-0.95, 0.96-0.97 and 1.04, probability targets, rows of 32 classes 0.70. */
+ * ROWS_TILED(soft), the classes at most, is where tiles stop beating the rows' own paths
+ * (ce_rows_short for one-hot rows, ce_row for the others), per variant, as measured in A/B pairs
+ * (docs/performance.md). */
 #if defined(__AVX512F__)
 #define ROWS_TILED(soft) (sizeof(T) == 4 ? 14 : 10)
 #elif defined(__AVX2__)
@@ -608,8 +594,8 @@ LOSSK_INLINE void FN(ce_rows_tile)(const FN(ce_job) *job, int64_t i, int64_t L, 
     }
 }
 
-/* Each a function of its own: inlined into ce_block, the tile made rows of 100 classes 4-7% slower,
- * and the gathers' loop with the transposes beside it made rows of 2 and 5 classes 4-6% slower. */
+/* Each a function of its own: inlined into ce_block, or side by side, each made the other's rows
+ * slower. */
 __attribute__((noinline)) static void FN(ce_rows_transposed)(const FN(ce_job) *job, int64_t i, int64_t L, T *stage,
                                                               double *loss)
 {
@@ -640,8 +626,7 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
     const int nv = (int)((C + LANES - 1) / LANES);
     /* Groups of short rows are staged together, about 4 KiB of them, and streamed out by the batch:
      * a group's RB * C values seldom end on a cache line, and streaming each group by itself left
-     * two split lines per group (rows of 21 classes ran 1.6 times slower; batches of 32 KiB made
-     * float64 rows of 10 classes 10% slower). */
+     * two split lines per group; larger batches leave L1. */
     const int64_t batch = RB * lossk_min64(lossk_max64(4096 / (int64_t)sizeof(T) / (RB * C), 1), LOSSK_SCRATCH / (RB * C));
     int64_t staged = 0; /* rows in scratch, waiting to be streamed out */
     for (int64_t i = start; i < end;) {
@@ -663,8 +648,8 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
             }
             T *gr = stream ? scratch + staged * C : grad ? grad + i * C : NULL;
             /* one and two chunks as constants, for the unrolled loops: the shorter the row, the
-             * more of its time they save (rows of 21 classes ran 13-24% slower with nv a variable,
-             * rows of 100 5%), and each constant is another copy for the compiler to build */
+             * more of its time they save, and each constant is another copy for the compiler to
+             * build */
             if (nv == 1)
                 FN(ce_rows_short)(k, 1, C, x + i * C, tr, g, gr, l);
             else if (nv == 2)
@@ -685,8 +670,7 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
             const int ignored = !soft && t[i] == a->ignore_index;
             const T g = FN(gfactor)(a, i, ignored, job->scale);
             /* the row after next into cache: the hardware prefetcher stops at 4 KiB page
-             * boundaries, which long rows cross all the time (on (8192, 1000) logits in fresh
-             * arrays, the median call went from 4.4 to 3.2 ms) */
+             * boundaries, which long rows cross all the time */
             const T *pf = x + (i + 2 < end ? i + 2 : i) * C;
             l[0] = FN(ce_row)(k, C, x + i * C, soft || ignored ? 0 : t[i], soft ? tp + i * C : NULL, g,
                               stream ? scratch : grad ? grad + i * C : NULL, stream ? grad + i * C : NULL, pf);
@@ -708,7 +692,7 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
             /* A plane's values past its last cache-line boundary are held back in front of its row
              * and go out with the next tile's, so that no line is written in two parts (each a
              * plain store that first reads the line): where S is not a multiple of the line, that
-             * was two lines per plane per tile, and the call took 1.15 times as long. */
+             * would be two lines per plane per tile. */
             const int first = s == 0 || i == start, last = s + L == S || i + L == end;
             for (int64_t c = 0; stream && c < C; c++) {
                 T *dst = grad + base + c * S, *row = scratch + c * (tile + line) + line;

@@ -72,11 +72,9 @@ static lossk_conv2d_args FN(conv_transposed)(const lossk_conv2d_args *a)
 
 /* The forward pass takes the layout that computes fewer padding lanes (CONV_PIXELS on a tie: it
  * has no transpose). So does the weight gradient, a sum over output pixels, where a row's lanes
- * past Q are masked (gemm_nt) when rows are not whole vectors: 3 -> 6 channels with rows of 28
- * took 0.45 of CONV_CHANNELS' time (float32, AVX-512) and of im2col's, 16 -> 10 0.74, 16 -> 24
- * with rows of 7 2.1 the other way; ties went either way within 5%. With rows of whole vectors,
- * CONV_CHANNELS where WGRAD_CHANNELS says so and the output channels fill whole vectors (4
- * channels in 16 lanes took 3.3 times as long as CONV_PIXELS). The input gradient is a forward
+ * past Q are masked (gemm_nt) when rows are not whole vectors. With rows of whole vectors,
+ * CONV_CHANNELS where WGRAD_CHANNELS says so and the output channels fill whole vectors (a few
+ * channels in 16 lanes leave most of them idle). The input gradient is a forward
  * convolution (conv_transposed) when the padding is below the kernel's size. */
 static int FN(conv_layout)(const lossk_conv2d_args *a, int op)
 {
@@ -202,8 +200,7 @@ static int64_t FN(conv_image_n)(const lossk_conv2d_args *a, int op)
 /* dst[0, n) = src[0, n), for the rows of a small image: whole vectors, the last one ending at n
  * (overlapping the one before), or below a vector two overlapping blocks of the largest power of
  * two in bytes that fits, as a memcpy does inside, but inlined. A library call per row of tens of
- * elements cost more than the copy: memcpy and memmove held 13% of the profile of PyTorch's
- * tutorial network's inference. */
+ * elements costs more than the copy. */
 LOSSK_INLINE void FN(copy_row)(T *dst, const T *src, int64_t n)
 {
     if (n >= VL) {

@@ -38,8 +38,7 @@ static int FN(conv_check)(const lossk_conv2d_args *a, int op)
          * empty batch has none, and its P Q might not even fit in int64_t). The weight gradient
          * needs no such pass: it finds them as it unpools (grad_images) and then adds nothing.
          * Each index tested against its 2x2 window (window_place), the verdict ORed over a
-         * row so that the loop vectorises (this pass had taken 6.6% of the CIFAR-10
-         * network's training step, one index at a time, also ahead of the weight gradients). */
+         * row so that the loop vectorises. */
         const int64_t rows = a->n * a->k * (a->p / 2), pq = a->q / 2, w = a->q;
         const int nt = lossk_threads_for(rows * pq);
         int bad = 0;
@@ -60,10 +59,8 @@ static int FN(conv_check)(const lossk_conv2d_args *a, int op)
 /* Winograd when asked, or when it applies and both channel counts are large enough for its
  * transforms to pay (the 3-channel first layer of an image network stays direct). A 3x3 kernel
  * saves less (4 or 5.06 times fewer multiplies, not 6.25), and its tiles may overshoot the output
- * by much (6x6 tiles take 12x12 for 7x7): it needs 16 channels and tiles at least 3/4 covered.
- * Measured against the direct kernel, batch 64, with F(6x6, 3x3): 12x12 and 16x16 images with 32
- * channels took 0.44-0.99 of the time, 8x8 (12x12 of tiles) with 64 channels 0.87-1.38, 32x32
- * with 8 channels 0.8-1.4. */
+ * by much (6x6 tiles take 12x12 for 7x7): it needs 16 channels and tiles at least 3/4 covered
+ * (the measurements: docs/performance.md). */
 static int FN(conv_wino)(const lossk_conv2d_args *a)
 {
     if (a->algo == LOSSK_CONV_WINOGRAD)
@@ -355,9 +352,8 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
     const FN(wgeom) g = FN(conv_wgeom)(a, OP_BACKWARD_WEIGHT);
     const int64_t unpool = FN(unpool_n)(a, OP_BACKWARD_WEIGHT);
     const int layout = wino ? CONV_IM2COL : FN(conv_layout)(a, OP_BACKWARD_WEIGHT);
-    /* a pooled gradient for the channel layout goes there straight from its pooled form: 0.82-0.85
-     * of the time of the CIFAR-10 network's first layer's weight gradient (Winograd's relayout into
-     * its tiles gained nothing from it) */
+    /* a pooled gradient for the channel layout goes there straight from its pooled form, saving a
+     * pass (Winograd's relayout into its tiles gains nothing from it) */
     const int cl = a->pool && layout == CONV_CHANNELS;
     const int64_t nb = lossk_min64(a->n, WGRAD_BLOCKS);
     const int64_t part_n = wino ? ALIGN_UP(g.wf * g.cp * g.kp + K) : FN(wgrad_part_n)(a, layout);
@@ -437,8 +433,8 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
         /* partials added in block order; Winograd's are in the transformed domain. After a bad
          * index they are incomplete: grad_weight and grad_bias stay as they were. */
         if (!wino) {
-            /* in the partials' own order (CONV_CHANNELS: (C R S, KV)), as they outgrow the caches:
-             * 128 -> 128 channels, 3x3, spent 69% of its 4.2 ms in this sum read across its rows */
+            /* in the partials' own order (CONV_CHANNELS: (C R S, KV)), as they outgrow the caches: read
+             * across their rows, this sum dominated large layers' weight gradients */
             const int chan = layout == CONV_CHANNELS;
 #pragma omp for schedule(static)
             for (int64_t o = 0; o < (bad ? 0 : chan ? L : K); o++)
@@ -450,8 +446,8 @@ int LOSSK_ISA_NAME(FN(lossk_conv2d_backward_weight))(lossk_conv2d_args *a)
                     dw[k * L + l] += sum;
                 }
         } else {
-            /* the blocks' sums into the first block's partial, in memory order (read across the
-             * frequencies they had taken 3.4% of the CIFAR-10 network's training step) */
+            /* the blocks' sums into the first block's partial, in memory order (not across the
+             * frequencies, which strides through memory) */
 #pragma omp for schedule(static)
             for (int64_t v = 0; v < (bad ? 0 : g.wf * g.cp * g.kp / VL); v++) {
                 VEC sum = (VEC){0};

@@ -101,7 +101,7 @@ static inline double lossk_sum_f64(const double *v, int64_t n)
  * share of the work with lossk_stream_fence(), since streaming stores are weakly ordered. A line is
  * streamed whole or not at all: the write-combining buffer of a line streamed in parts may be
  * flushed before the line is complete, and a partial line costs more than a whole one (with AVX2,
- * whose vectors are half a line, NLL2d took three times as long where every run began mid-line). */
+ * whose vectors are half a line, every run that begins mid-line would pay it). */
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #if defined(__AVX512F__)
@@ -122,7 +122,7 @@ static inline void lossk_stream_fence(void) { _mm_sfence(); }
  * stores too, each of the largest size that dst's alignment allows: the rest of the line is
  * usually streamed right before or after (the previous or next row or run), and the two parts
  * then meet in the write-combining buffer, where plain stores would first read the line from
- * memory (rows of 1000 float32 classes, which end mid-line, ran 3% faster). */
+ * memory. */
 static inline void lossk_stream_part(void *restrict dst, const void *restrict src, int64_t bytes)
 {
     char *d = dst;
@@ -209,9 +209,8 @@ LOSSK_DEFINE_TAIL(double, f64)
 
 /* dst[q] = src[idx[q]] for q in [0, n). With AVX-512, vector gathers, which GCC's generic tuning
  * makes of no loop (on the Intel cores the variant is tuned for, its scalar loads and inserts cost a
- * tile of short rows more than the tile's arithmetic). Not with AVX2: on an AMD Zen 3, tiles of
- * short rows and NLL's rows took 0.70-0.87 of the time with scalar loads instead of AVX2 gathers,
- * and the AVX2 variant is what runs on AMD cores before Zen 4 (whose gathers are slow) and on
+ * tile of short rows more than the tile's arithmetic). Not with AVX2: on an AMD Zen 3, scalar loads beat AVX2's
+ * gathers for tiles of short rows and NLL's rows, and the AVX2 variant is what runs on AMD cores before Zen 4 (whose gathers are slow) and on
  * Intel cores without AVX-512 (whose gathers Downfall's microcode slows, up to the 11th generation). */
 #if defined(__AVX512F__)
 #define LOSSK_GATHER_F32(d, s, i) _mm512_storeu_ps(d, _mm512_i32gather_ps(_mm512_loadu_si512(i), s, 4))

@@ -38,9 +38,8 @@
 /* Rows of B per chunk of a GEMM's sum: a column tile's chunk of B (NV vectors wide) stays in L1. */
 #define GEMM_KC 128
 
-/* Stride-1 weight gradients with rows of whole vectors: CONV_CHANNELS (1) or CONV_PIXELS (0). With
- * AVX-512, channels took 0.79-0.92 of the time of pixels (3x3 and 5x5 kernels, 3-32 channels),
- * with AVX2 0.90-1.11: its 4 x 3 tile fits 32 or 64 channels badly. */
+/* Stride-1 weight gradients with rows of whole vectors: CONV_CHANNELS (1) or CONV_PIXELS (0).
+ * Channels win with AVX-512; AVX2's 4 x 3 tile fits 32 or 64 channels badly. */
 #if defined(__AVX512F__)
 #define WGRAD_CHANNELS 1
 #else
@@ -68,8 +67,7 @@ enum { CONV_IM2COL, CONV_PIXELS, CONV_CHANNELS };
 
 /* Thread t's part of an (m, n) product computed by nt threads: rows [r0, r1) and columns [c0, c1).
  * A range of rows; or of columns (in multiples of vl) when there are at least 4 times as many
- * columns as rows, so that each thread reads only its share of the larger operand ((1, 4096) x
- * (4096, 1000) took 0.52 of the time split so, (64, 400) x (400, 120) 1.2). Every element of a
+ * columns as rows, so that each thread reads only its share of the larger operand. Every element of a
  * product is computed the same way whatever its part (see gemm), so any split gives the same bits. */
 typedef struct {
     int64_t r0, r1, c0, c1;

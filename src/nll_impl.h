@@ -13,8 +13,7 @@ typedef struct {
     double *partial;
 } FN(nll_job);
 
-/* The gradient values of positions i..i+L (0 where ignored), in loops that vectorise (in one scalar
- * loop, gradient-only NLL2d calls took 1.15 times as long) */
+/* The gradient values of positions i..i+L (0 where ignored), in loops that vectorise */
 LOSSK_INLINE void FN(nll_dv)(const FN(nll_job) *job, int64_t i, int64_t L, T *dv)
 {
     const lossk_class_args *a = job->a;
@@ -35,8 +34,7 @@ LOSSK_INLINE void FN(nll_dv)(const FN(nll_job) *job, int64_t i, int64_t L, T *dv
  * in scratch and copied out (streamed when large), so every line of it is written once: rows as
  * [L][C], zeroed and then given their targets' values; a spatial run plane by plane, each built by
  * a compare of the targets with its class right before it goes out (zeroing and scattering into a
- * [C][L] stage first made gradient-only NLL2d calls take 1.15-1.2 times as long: the streaming
- * stores then came in bursts). */
+ * [C][L] stage first would send the streaming stores out in bursts). */
 LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
 {
     const lossk_class_args *a = job->a;
@@ -59,7 +57,7 @@ LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
              * more, never past the block's or the sample's end. Else the line holding the run's
              * boundary is written in two parts, each a plain store that first reads the line, and
              * where S is not a multiple of the line every plane has such a line at every run
-             * boundary (gradient-only calls then took 1.7 times as long). */
+             * boundary. */
             const int64_t limit = lossk_min64(end - i, S - s);
             const int shifted = S % line != 0 || FN(to_line)(gt, L, limit) != L; /* else no part moves */
             const int64_t Lx = shifted ? lossk_min64(L + line - 1, limit) : L;
@@ -81,8 +79,7 @@ LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
         }
         if (tiled) {
             /* rows: the values first, in loops that vectorise, then put in place without a branch
-             * (an ignored row puts its 0 at class 0): against one scalar loop doing both, rows of
-             * 2 and 10 classes ran 0.80 and 0.90 of the time */
+             * (an ignored row puts its 0 at class 0) */
             T dv[TS];
             memset(scratch, 0, (size_t)(L * C) * sizeof(T));
             for (int64_t j0 = 0; j0 < L; j0 += TS) {
@@ -123,8 +120,7 @@ LOSSK_BLOCK_FN void FN(nll_block)(const FN(nll_job) *job, int b)
         double l[TS];
         if (short_rows) {
             /* rows within a line: the picked values by vector gathers (the targets were checked:
-             * an ignored row picks its class 0); scalar loads with a prefetch each took 1.18 /
-             * 1.11 times as long on rows of 2 float32 / float64 classes, 1.08 / 1.03 on rows of 10 */
+             * an ignored row picks its class 0), faster than scalar loads with a prefetch each */
             int32_t idx[TS];
             T xv[TS];
             for (int64_t j = 0; j < L; j++)

@@ -132,8 +132,8 @@ LOSSK_INLINE int FN(scatter_add)(T *plane, const T *g, const int64_t *idx, int64
             /* In the window when, for one of its rows, the offset from that row's start is below kw.
              * Unsigned, so that no index, however large or negative, overflows, and one before a
              * row's start wraps around to a huge offset. The smallest offset over the rows, not a
-             * branch on which row holds the argmax (random, so mispredicted) nor a division by w,
-             * which made max_pool2d's backward 2 and 1.5 times slower. Every window lies inside
+             * branch on which row holds the argmax (random, so mispredicted) nor a division by w
+             * (both slow). Every window lies inside
              * the plane, so an index inside its window is too. */
             const int64_t at = READ_ONCE(idx[oh * q + ow]);
             uint64_t off = (uint64_t)at - (uint64_t)(oh * sh * w + ow * sw), row_off = off;

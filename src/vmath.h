@@ -44,8 +44,7 @@ typedef union { double f; int64_t i; uint64_t u; } lossk_f64_bits;
  *   while integer min/max, logic and shifts run on the other pipes; so the clamps and the nan
  *   are done with integer operations on the bits.
  * - Intel cores (avx512): 512-bit integer and floating-point operations share ports 0 and 5, so
- *   the fewest instructions win: float min/max clamps, which carry a nan through by themselves
- *   (cross-entropy 6-12% faster than with the integer form, on an Emerald Rapids Xeon). */
+ *   the fewest instructions win: float min/max clamps, which carry a nan through by themselves. */
 #if defined(__AVX2__)
 #define LOSSK_VM_UMINMAX32 1
 #endif
