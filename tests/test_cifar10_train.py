@@ -252,7 +252,7 @@ def test_threads_option_sets_lossk_threads(data, after_one_epoch, monkeypatch):
 
 
 def test_plot_without_matplotlib_says_so(data, after_one_epoch, monkeypatch, capsys):
-    monkeypatch.setattr(cifar10, "_have_matplotlib", lambda: False)
+    monkeypatch.setattr(cifar10, "_importable", lambda module: module != "matplotlib")
     assert train(data, after_one_epoch, "--resume", "--plot") == 0
     assert "matplotlib is not installed" in capsys.readouterr().err
     assert not (after_one_epoch / cifar10.PLOT_NAME).exists()

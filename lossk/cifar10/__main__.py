@@ -1,6 +1,6 @@
-"""``python -m lossk.cifar10``: the training command line of :mod:`lossk.cifar10.train`."""
+"""``python -m lossk.cifar10``: the command line of :mod:`lossk.cifar10.cli`."""
 import sys
 
-from .train import main
+from .cli import main
 
 sys.exit(main())

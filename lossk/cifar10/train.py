@@ -19,6 +19,9 @@ A run lives in its own folder (``--out``, default ``runs/cifar10``):
   training and evaluating, across resumed sessions), ``wall_time`` (Unix time at the epoch's end)
   and ``lr``.
 * ``curves.png`` with ``--plot`` (needs matplotlib), redrawn after every epoch.
+* TensorBoard event files with ``--tensorboard`` (in ``tb/``, or the folder given; needs
+  tensorboardX): the training loss every ``--log-every`` steps, the epoch's metrics and histograms of
+  the weights and gradients, on the axis of optimiser steps (see :mod:`lossk.cifar10.tensorboard`).
 
 Checkpoints are written when a run starts (the initial weights), after every epoch, and on Ctrl-C:
 the first Ctrl-C lets the current optimiser step finish, saves that mid-epoch position and exits
@@ -47,13 +50,15 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn, optim, set_num_threads
-from .data import CIFAR10Error, find_data_dir, load_cifar10, normalize
+from .data import CLASSES, CIFAR10Error, find_data_dir, load_cifar10, normalize
+from .tensorboard import TensorBoardLog
 
-__all__ = ["build_model", "train_step", "evaluate", "load_checkpoint", "main"]
+__all__ = ["build_model", "train_step", "evaluate", "confusion_matrix", "load_checkpoint", "model_from_checkpoint", "main"]
 
 CHECKPOINT_NAME = "checkpoint.npz"
 METRICS_NAME = "metrics.jsonl"
 PLOT_NAME = "curves.png"
+TENSORBOARD_NAME = "tb"
 CHECKPOINT_FORMAT = "lossk-cifar10-checkpoint/1"
 EVAL_BATCH = 500  # evaluation keeps nothing for backward: 500 images need ~70 MB of activations
 EXIT_ERROR = 2  # bad arguments, missing data or an unusable checkpoint (argparse uses 2 as well)
@@ -92,17 +97,24 @@ def train_step(model, criterion, optimizer, x: np.ndarray, y: np.ndarray) -> flo
     return float(loss)
 
 
-def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = EVAL_BATCH) -> Tuple[float, float]:
-    """Mean cross-entropy and accuracy (a fraction) of ``model`` on ``(x, y)``."""
+def confusion_matrix(model, x: np.ndarray, y: np.ndarray, batch_size: int = EVAL_BATCH) -> Tuple[np.ndarray, float]:
+    """``(matrix, loss)``: the int64 (10, 10) counts of (true class, predicted class) of ``model`` on
+    ``(x, y)``, and the mean cross-entropy."""
+    matrix = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
     loss_sum = 0.0
-    correct = 0
     with nn.no_grad():
         for start in range(0, len(x), batch_size):
             out = model(x[start:start + batch_size])
             target = y[start:start + batch_size]
             loss_sum += float(F.cross_entropy(out, target, reduction="sum"))
-            correct += int(np.count_nonzero(out.argmax(axis=1) == target))
-    return loss_sum / len(x), correct / len(x)
+            np.add.at(matrix, (target, out.argmax(axis=1)), 1)
+    return matrix, loss_sum / len(x)
+
+
+def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = EVAL_BATCH) -> Tuple[float, float]:
+    """Mean cross-entropy and accuracy (a fraction) of ``model`` on ``(x, y)``."""
+    matrix, loss = confusion_matrix(model, x, y, batch_size)
+    return loss, int(np.trace(matrix)) / len(x)
 
 
 # --------------------------------------------------------------------------- run state
@@ -232,6 +244,19 @@ def load_checkpoint(path) -> Tuple[dict, dict, dict]:
     return meta, model_state, optimizer_state
 
 
+def model_from_checkpoint(path) -> Tuple[nn.Sequential, dict]:
+    """The trained network in a checkpoint, and the checkpoint's ``meta``."""
+    meta, model_state, _ = load_checkpoint(path)
+    model = build_model(0)
+    if meta["architecture"] != _architecture(model):
+        raise CheckpointError(f"{path} holds another network: parameters {meta['architecture']}")
+    try:
+        model.load_state_dict(model_state)
+    except ValueError as e:
+        raise CheckpointError(f"cannot load the network from {path}: {e}") from None
+    return model, meta
+
+
 def _write_metrics(path: Path, metrics: List[dict]) -> None:
     text = "".join(json.dumps(m) + "\n" for m in metrics)
     _atomic_write(path, lambda f: f.write(text.encode()))
@@ -242,9 +267,9 @@ def _append_metrics(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _have_matplotlib() -> bool:
+def _importable(module: str) -> bool:
     try:
-        import matplotlib  # noqa: F401
+        __import__(module)
     except ImportError:
         return False
     return True
@@ -374,6 +399,12 @@ class _Run:
         self.shuffle = np.random.default_rng(shuffle_seed)
         self.position = Position(shuffle_state=self.shuffle.bit_generator.state)
         self.saved = None  # (epoch, step) of the checkpoint on disk
+        self.tensorboard: Optional[TensorBoardLog] = None
+
+    @property
+    def global_step(self) -> int:
+        """Optimiser steps taken since the run started."""
+        return self.position.epoch * self.steps_per_epoch + self.position.step
 
     def save(self) -> None:
         save_checkpoint(self.checkpoint_path, self.model, self.optimizer, self.config, self.data_sizes,
@@ -413,6 +444,8 @@ class _Run:
                 "lr": config.lr,
             }
             pos.metrics.append(record)
+            if self.tensorboard is not None:  # before the checkpoint: see TensorBoardLog
+                self.tensorboard.epoch(self.global_step, record, self.model)
             pos.epoch += 1
             pos.step = 0
             pos.loss_sum = pos.train_seconds = 0.0
@@ -457,6 +490,8 @@ class _Run:
                 pos.elapsed += seconds
                 session_images += len(batch)
                 session_seconds += seconds
+                if self.tensorboard is not None:
+                    self.tensorboard.step(self.global_step, loss)
                 done = min(pos.step * batch_size, n)
                 bar.update(done, session_images / session_seconds, pos.loss_sum / done)
                 if stop.requested:
@@ -490,7 +525,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m lossk.cifar10",
         description="Train the PyTorch CIFAR-10 tutorial CNN with lossk's kernels.",
-        epilog="Ctrl-C saves the position after the current step; --resume continues from it exactly.",
+        epilog="Ctrl-C saves the position after the current step; --resume continues from it exactly. "
+               "Other commands: python -m lossk.cifar10 predict|evaluate --help.",
     )
     # Training options default to None so that --resume can tell which ones were given explicitly.
     p.add_argument("--data", metavar="DIR", help="CIFAR-10 folder or archive (default: $LOSSK_CIFAR10, "
@@ -509,6 +545,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in RUN_DIR; its settings apply unless given again")
     p.add_argument("--plot", action="store_true", help=f"write {PLOT_NAME} after each epoch (needs matplotlib)")
+    p.add_argument("--tensorboard", nargs="?", const="", metavar="DIR",
+                   help=f"write TensorBoard event files to DIR (default RUN_DIR/{TENSORBOARD_NAME}; needs tensorboardX)")
+    p.add_argument("--log-every", type=_positive_int, metavar="N", default=50,
+                   help="with --tensorboard: log the training loss every N steps (default %(default)s)")
     p.add_argument("--limit-train", type=_positive_int, metavar="K", help="train on the first K images only")
     p.add_argument("--limit-test", type=_positive_int, metavar="K", help="test on the first K images only")
     return p
@@ -581,9 +621,13 @@ def _run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     run_dir = Path(args.out)
     checkpoint_path = run_dir / CHECKPOINT_NAME
     plot = args.plot
-    if plot and not _have_matplotlib():
+    if plot and not _importable("matplotlib"):
         print("--plot: matplotlib is not installed (pip install matplotlib); no plot will be drawn", file=err)
         plot = False
+
+    if args.tensorboard is not None and not _importable("tensorboardX"):
+        raise CIFAR10Error("--tensorboard: tensorboardX is not installed (pip install tensorboardX, "
+                           "or lossk[tensorboard])")
 
     if args.resume:
         meta, model_state, optimizer_state = load_checkpoint(checkpoint_path)
@@ -612,6 +656,10 @@ def _run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     print(f"run {run_dir}: epochs {config.epochs}, batch size {config.batch_size}, lr {config.lr}, "
           f"momentum {config.momentum}, weight decay {config.weight_decay}, seed {config.seed}", file=err)
 
+    if args.tensorboard is not None:
+        log_dir = Path(args.tensorboard) if args.tensorboard else run_dir / TENSORBOARD_NAME
+        run.tensorboard = TensorBoardLog(log_dir, args.log_every, run.global_step)
+        print(f"TensorBoard events in {log_dir} (tensorboard --logdir {log_dir})", file=err)
     try:
         with _StopRequest() as stop:
             finished = run.train(stop, out, err)
@@ -619,6 +667,9 @@ def _run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         print(f"\nInterrupted; {checkpoint_path} keeps {run.saved_description()}. "
               "Continue with --resume.", file=err)
         return EXIT_INTERRUPTED
+    finally:
+        if run.tensorboard is not None:
+            run.tensorboard.close()
     if not finished:
         print(f"Stopped by Ctrl-C; saved {run.saved_description()} to {checkpoint_path}. "
               "Continue with --resume.", file=err)
