@@ -243,10 +243,10 @@ def test_evaluate_refuses_bad_arguments(data, trained, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate", "train"])
-def test_python_m_dispatches_each_command(command):
+def test_python_m_dispatches_each_command(command, tmp_path):
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, "-m", "lossk.cifar10", command, "--help"], capture_output=True,
-                          text=True, check=True)
+                          text=True, check=True, cwd=tmp_path)  # the installed lossk, not the source tree
     assert f"python -m lossk.cifar10{'' if command == 'train' else ' ' + command}" in done.stdout
