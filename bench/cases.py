@@ -56,6 +56,25 @@ def log_probs_and_probs(rng, shape, dtype):
     return x, t
 
 
+def signs(rng, shape, dtype):
+    """Margin losses: scores and targets of 1 or -1."""
+    t = rng.random(shape, dtype=dtype)
+    return rng.standard_normal(shape, dtype=dtype), np.where(t < 0.5, -1, 1).astype(dtype)
+
+
+def log_rates_and_counts(rng, shape, dtype):
+    """poisson_nll_loss: log rates and Poisson counts drawn from them."""
+    x = rng.standard_normal(shape, dtype=dtype)
+    return x, rng.poisson(np.exp(x)).astype(dtype)
+
+
+def logits_and_labels(rng, shape, dtype):
+    """sigmoid_focal_loss: detection logits and 0/1 labels (a tenth positive)."""
+    x = rng.standard_normal(shape, dtype=dtype)
+    x *= 3
+    return x, (rng.random(shape, dtype=dtype) < 0.1).astype(dtype)
+
+
 def logits_and_classes(rng, shape, dtype):
     """(N, C, d1, ...) logits and int64 class indices shaped (N, d1, ...)."""
     x = rng.standard_normal(shape, dtype=dtype)
@@ -110,6 +129,49 @@ def np_bce_with_logits(x, t):
 def np_kl_div(x, t):
     n = x.shape[0]  # "batchmean"
     return np.sum(t * (np.log(np.where(t > 0, t, 1)) - x)) / n, -t / n
+
+
+def np_soft_margin(x, t):
+    z = -t * x
+    return np.mean(np.logaddexp(0, z)), -t / (1 + np.exp(-z)) / x.size
+
+
+def np_hinge_embedding(x, t, margin=1.0):
+    m = margin - x
+    loss = np.mean(np.where(t == 1, x, np.maximum(m, 0)))
+    return loss, np.where(t == 1, 1.0, np.where(m >= 0, -1.0, 0.0)).astype(x.dtype) / x.size
+
+
+def np_poisson_nll(x, t):
+    e = np.exp(x)
+    return np.mean(e - t * x), (e - t) / x.size
+
+
+def np_sigmoid_focal(x, t, alpha=0.25, gamma=2.0):
+    """reduction "sum", as detection heads use it (divided by the number of boxes elsewhere)."""
+    p = 1 / (1 + np.exp(-x))
+    ce = np.maximum(x, 0) - x * t + np.log1p(np.exp(-np.abs(x)))
+    q = p + t - 2 * p * t
+    a = alpha * t + (1 - alpha) * (1 - t)
+    loss = np.sum(a * ce * q ** gamma)
+    return loss, a * ((p - t) * q ** gamma + gamma * q ** (gamma - 1) * ce * p * (1 - p) * (1 - 2 * t))
+
+
+def torchvision_sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
+    """torchvision.ops.sigmoid_focal_loss as its documentation defines it, in torch operations
+    (torchvision from PyPI does not load beside the CPU build of torch installed here)."""
+    p = torch.sigmoid(inputs)
+    ce = torch_F.binary_cross_entropy_with_logits(inputs, targets, reduction="none")
+    p_t = p * targets + (1 - p) * (1 - targets)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+
+
+def torch_function(name):
+    """The PyTorch function lossk's `name` matches."""
+    return torchvision_sigmoid_focal_loss if name == "sigmoid_focal_loss" else getattr(torch_F, name)
 
 
 def np_cross_entropy(x, t):
@@ -178,8 +240,8 @@ CROSS_ENTROPY_SHAPES = {"large": ((8192, 1000), (64, 100)), "spatial": ((16, 21,
 NLL_SHAPES = {"large": ((8, 21, 256, 256), (2, 21, 8, 8)), "large 2d": ((8192, 1000), (64, 100))}
 
 
-def _elementwise(name, make, reference, **options):
-    return Loss(name, make, reference, elementwise_traffic, ELEMENTWISE_SHAPES, 2.0, options)
+def _elementwise(name, make, reference, torch_target=2.0, **options):
+    return Loss(name, make, reference, elementwise_traffic, ELEMENTWISE_SHAPES, torch_target, options)
 
 
 LOSSES = {loss.name: loss for loss in [
@@ -190,6 +252,10 @@ LOSSES = {loss.name: loss for loss in [
     _elementwise("binary_cross_entropy", probabilities, np_bce),
     _elementwise("binary_cross_entropy_with_logits", logits_and_probabilities, np_bce_with_logits),
     _elementwise("kl_div", log_probs_and_probs, np_kl_div, reduction="batchmean"),
+    _elementwise("soft_margin_loss", signs, np_soft_margin, 3.0),
+    _elementwise("hinge_embedding_loss", signs, np_hinge_embedding, 3.0, margin=1.0),
+    _elementwise("poisson_nll_loss", log_rates_and_counts, np_poisson_nll, 3.0),
+    _elementwise("sigmoid_focal_loss", logits_and_labels, np_sigmoid_focal, 3.0, reduction="sum"),
     Loss("cross_entropy", logits_and_classes, np_cross_entropy, cross_entropy_traffic, CROSS_ENTROPY_SHAPES, 4.0),
     Loss("nll_loss", log_probs_and_classes, np_nll, nll_traffic, NLL_SHAPES, 3.0),
 ]}
@@ -253,7 +319,7 @@ def _torch(backward):
     def build(case, x, t):
         if torch is None:
             return None
-        fn, opts, target = getattr(torch_F, case.name), case.loss.options, torch.from_numpy(t)
+        fn, opts, target = torch_function(case.name), case.loss.options, torch.from_numpy(t)
         if not backward:
             return lambda: fn(torch.from_numpy(x), target, **opts)
 

@@ -20,6 +20,7 @@ cdef extern from "lossk.h" nogil:
         const void *pos_weight
         int64_t pos_weight_period
         double param
+        double param2
         int reduction
         double divisor
         void *loss

@@ -253,8 +253,8 @@ cdef inline void *_ptr(object a):
     return NULL if a is None else cnp.PyArray_DATA(<cnp.ndarray>a)
 
 
-def elementwise(input, target, reduction="mean", *, int64_t kernel, double param=0.0, weight=None,
-                pos_weight=None, grad_output=1.0, int mode=LOSS, out=None, bint batchmean=False,
+def elementwise(input, target, reduction="mean", *, int64_t kernel, double param=0.0, double param2=0.0,
+                weight=None, pos_weight=None, grad_output=1.0, int mode=LOSS, out=None, bint batchmean=False,
                 int64_t domain_check=-1, str domain=""):
     """Loss and/or gradient of the elementwise loss `kernel` (a kernel_id); checks every argument
     first. batchmean: the loss takes reduction "batchmean"; domain_check: a kernel_id checking the
@@ -282,6 +282,7 @@ def elementwise(input, target, reduction="mean", *, int64_t kernel, double param
     a.pos_weight = _ptr(pw)
     a.pos_weight_period = pwp
     a.param = param
+    a.param2 = param2
     a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
     # mean: numel; batchmean: the batch size (PyTorch: input.size(0), 1 for 0-d input)
     a.divisor = <double>n if red == 1 else (<double>x.shape[0] if red == 3 and x.ndim > 0 else 1.0)

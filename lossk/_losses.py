@@ -11,6 +11,7 @@ The module is plain Python without imports from lossk, so that the stub generato
 source tree that is not built.
 """
 import math
+import numbers
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,28 @@ def _kl_div(log_target):
     return {"param": float(bool(log_target))}
 
 
+def _number(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _hinge_embedding(margin):
+    return {"param": _number("margin", margin)}
+
+
+def _poisson_nll(log_input, full, eps):
+    return {"kernel": "poisson_nll_log" if log_input else "poisson_nll", "param": _number("eps", eps),
+            "param2": float(bool(full))}
+
+
+def _sigmoid_focal(alpha, gamma):
+    alpha = _number("alpha", alpha)
+    gamma = _non_negative("gamma", _number("gamma", gamma), allow_zero=True)
+    # torchvision weighs by alpha when alpha >= 0 (so not for nan); the kernel when alpha is not < 0
+    return {"param": gamma, "param2": alpha if alpha >= 0 else -1.0}
+
+
 REDUCTION = ("reduction", "mean")
 WEIGHT = ("weight", None)
 
@@ -114,6 +137,45 @@ LOSSES = (
     t == 0), or ``exp(t) (t - x)`` when ``log_target``. ``reduction`` may also be "batchmean":
     the sum divided by ``input.shape[0]`` (the KL divergence proper, per sample).""",
          prepare=_kl_div, reductions=("none", "mean", "sum", "batchmean")),
+    Loss("soft_margin_loss", "SoftMarginLoss", ELEMENTWISE, "soft_margin", (REDUCTION,),
+         """Two-class logistic loss: ``log(1 + exp(-target * input))``, targets usually 1 or -1.
+
+    Computed in the stable form ``max(z, 0) + log1p(exp(-|z|))``, ``z = -target * input``, and the
+    gradient as ``-target * sigmoid(z)``. Deliberate difference: where ``z`` exceeds 88 (float32) or
+    709 (float64), PyTorch's ``log1p(exp(z))`` overflows to inf and its gradient is nan; lossk gives
+    the finite ``z`` and ``-target``.
+    """),
+    Loss("hinge_embedding_loss", "HingeEmbeddingLoss", ELEMENTWISE, "hinge_embedding",
+         (("margin", 1.0), REDUCTION),
+         """Hinge embedding loss: ``input`` where ``target == 1``, ``max(0, margin - input)`` where
+    ``target == -1``. As in PyTorch, a target that is neither takes both terms, and the gradient
+    of the hinge is -1 wherever ``margin - input >= 0`` (PyTorch's clamp_min).
+    """,
+         prepare=_hinge_embedding),
+    Loss("poisson_nll_loss", "PoissonNLLLoss", ELEMENTWISE, "poisson_nll_log",
+         (("log_input", True), ("full", False), ("eps", 1e-8), REDUCTION),
+         """Negative log-likelihood of a Poisson target: ``exp(input) - target * input`` when
+    ``log_input`` (input is the log of the rate), else ``input - target * log(input + eps)``.
+
+    ``full`` adds Stirling's approximation of ``log(target!)``, ``target log(target) - target +
+    0.5 log(2 pi target)``, where ``target > 1`` (it does not depend on the input, so the gradient
+    is the same). As in PyTorch, inputs are not checked: ``log_input=False`` with
+    ``input + eps <= 0`` gives nan or inf.
+    """,
+         prepare=_poisson_nll),
+    Loss("sigmoid_focal_loss", "SigmoidFocalLoss", ELEMENTWISE, "sigmoid_focal",
+         (("alpha", 0.25), ("gamma", 2.0), ("reduction", "none")),
+         """Focal loss of logits (``torchvision.ops.sigmoid_focal_loss``, RetinaNet):
+    ``a_t * ce * (1 - p_t)**gamma`` with ``p = sigmoid(input)``, ``ce`` the binary cross-entropy of
+    the logits, ``p_t = p t + (1 - p)(1 - t)`` and ``a_t = alpha t + (1 - alpha)(1 - t)`` (1 when
+    ``alpha < 0``). The default reduction is "none", as torchvision's.
+
+    ``1 - p_t`` is computed as ``p (1 - t) + sigmoid(-input) t``, without torchvision's
+    cancellation where ``p`` is close to ``t``. Deliberate differences: the arguments are named
+    ``input, target`` (torchvision: ``inputs, targets``), and a negative or nan ``gamma`` raises
+    ValueError.
+    """,
+         prepare=_sigmoid_focal),
     Loss("cross_entropy", "CrossEntropyLoss", CLASSIFICATION, "cross_entropy",
          (WEIGHT, ("ignore_index", -100), REDUCTION, ("label_smoothing", 0.0)),
          """Cross-entropy of logits: ``log_softmax`` over the class axis, then NLL.
@@ -153,7 +215,8 @@ SUFFIXES = {"": (), "_grad": GRAD_OPTIONS, "_with_grad": WITH_GRAD_OPTIONS}
 _STUB_TYPES = {
     "reduction": "_Reduction", "weight": "Optional[ArrayLike]", "pos_weight": "Optional[ArrayLike]",
     "ignore_index": "int", "label_smoothing": "float", "beta": "float", "delta": "float",
-    "log_target": "bool", "grad_output": "Union[float, ArrayLike]", "out": "Optional[_Array]",
+    "log_target": "bool", "margin": "float", "log_input": "bool", "full": "bool", "eps": "float",
+    "alpha": "float", "gamma": "float", "grad_output": "Union[float, ArrayLike]", "out": "Optional[_Array]",
 }
 _STUB_RETURNS = {"": "_LossValue", "_grad": "_Array", "_with_grad": "Tuple[_LossValue, _Array]"}
 _STUB_HEAD = '''"""Types of lossk.functional; generated by lossk/_losses.py from its loss table."""

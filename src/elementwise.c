@@ -1,4 +1,5 @@
-/* Elementwise losses: L1, MSE, SmoothL1, Huber, BCE, BCE-with-logits, KL divergence.
+/* Elementwise losses: L1, MSE, SmoothL1, Huber, BCE, BCE-with-logits, KL divergence, soft margin,
+ * hinge embedding, Poisson NLL, sigmoid focal.
  * elementwise_impl.h holds the code; it is included once per dtype. */
 #include <stddef.h>
 #include "kernel.h"

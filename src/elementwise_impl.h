@@ -5,24 +5,24 @@
 #define STREAM LOSSK_CAT(lossk_stream, SFX)
 
 /* One element of each loss, as PyTorch defines it: returns the loss, stores d loss / d input in
- * *d. pw is the positive-class weight (1 where unused), p the loss's parameter. Loss-only loops
+ * *d. pw is the positive-class weight (1 where unused), p and p2 the loss's parameters. Loss-only loops
  * inline these and drop the unused derivative. */
-typedef T (*FN(point_fn))(T x, T y, T pw, T p, T *d);
+typedef T (*FN(point_fn))(T x, T y, T pw, T p, T p2, T *d);
 /* A test of one element's input and target, OR-ed over a run: a domain error, or a value that a
  * point function for the common domain cannot take. */
 typedef int (*FN(check_fn))(T x, T y);
 
-LOSSK_INLINE T FN(l1_point)(T x, T y, T pw, T p, T *d)
+LOSSK_INLINE T FN(l1_point)(T x, T y, T pw, T p, T p2, T *d)
 {
-    (void)pw; (void)p;
+    (void)pw; (void)p; (void)p2;
     T z = x - y;
     *d = z > 0 ? (T)1 : (z < 0 ? (T)-1 : (T)0);
     return z < 0 ? -z : z;
 }
 
-LOSSK_INLINE T FN(mse_point)(T x, T y, T pw, T p, T *d)
+LOSSK_INLINE T FN(mse_point)(T x, T y, T pw, T p, T p2, T *d)
 {
-    (void)pw; (void)p;
+    (void)pw; (void)p; (void)p2;
     T z = x - y;
     *d = 2 * z;
     return z * z;
@@ -31,9 +31,9 @@ LOSSK_INLINE T FN(mse_point)(T x, T y, T pw, T p, T *d)
 /* One division, shared by loss and gradient (the divider is what bounds float64): the loss's
  * z^2 / 2 beta as z (z / beta) / 2, within an ulp of PyTorch's z z / beta / 2. The clamps are
  * those of PyTorch's comparisons: z / beta is at least 1 where z > beta and at most 1 where not. */
-LOSSK_INLINE T FN(smooth_l1_point)(T x, T y, T pw, T beta, T *d) /* beta > 0 */
+LOSSK_INLINE T FN(smooth_l1_point)(T x, T y, T pw, T beta, T p2, T *d) /* beta > 0 */
 {
-    (void)pw;
+    (void)pw; (void)p2;
     T z = x - y;
     T az = z < 0 ? -z : z;
     T q = z / beta;
@@ -41,18 +41,18 @@ LOSSK_INLINE T FN(smooth_l1_point)(T x, T y, T pw, T beta, T *d) /* beta > 0 */
     return az < beta ? (T)0.5 * z * q : az - (T)0.5 * beta;
 }
 
-LOSSK_INLINE T FN(huber_point)(T x, T y, T pw, T delta, T *d)
+LOSSK_INLINE T FN(huber_point)(T x, T y, T pw, T delta, T p2, T *d)
 {
-    (void)pw;
+    (void)pw; (void)p2;
     T z = x - y;
     T az = z < 0 ? -z : z;
     *d = z < -delta ? -delta : (z > delta ? delta : z);
     return az < delta ? (T)0.5 * az * az : delta * (az - (T)0.5 * delta);
 }
 
-LOSSK_INLINE T FN(binary_cross_entropy_point)(T x, T y, T pw, T p, T *d) /* x in [0, 1] */
+LOSSK_INLINE T FN(binary_cross_entropy_point)(T x, T y, T pw, T p, T p2, T *d) /* x in [0, 1] */
 {
-    (void)pw; (void)p;
+    (void)pw; (void)p; (void)p2;
     /* log1p(-x) as log(u) + delta / u: u = 1 - x rounded, delta = (1 - u) - x its rounding error
      * (exact; nonzero only for x < 1/2, where u >= 1/2 and 1/u = 1 + w + w^2.. with w = 1 - u, so
      * 1 + w is close enough for a term of at most 2^-25). log_unit takes x, u in [0, 1] and gives a
@@ -79,18 +79,18 @@ LOSSK_INLINE T FN(bce_logits_common)(T x, T y, T lw, T *sig)
     return (1 - y) * x - lw * log_sig;
 }
 
-LOSSK_INLINE T FN(binary_cross_entropy_with_logits_point)(T x, T y, T pw, T p, T *d)
+LOSSK_INLINE T FN(binary_cross_entropy_with_logits_point)(T x, T y, T pw, T p, T p2, T *d)
 {
-    (void)pw; (void)p;
+    (void)pw; (void)p; (void)p2;
     T sig;
     T l = FN(bce_logits_common)(x, y, (T)1, &sig);
     *d = sig - y;
     return l;
 }
 
-LOSSK_INLINE T FN(binary_cross_entropy_with_logits_pw_point)(T x, T y, T pw, T p, T *d)
+LOSSK_INLINE T FN(binary_cross_entropy_with_logits_pw_point)(T x, T y, T pw, T p, T p2, T *d)
 {
-    (void)p;
+    (void)p; (void)p2;
     T sig;
     T l = FN(bce_logits_common)(x, y, (pw - 1) * y + 1, &sig);
     T t = pw * y;
@@ -98,11 +98,13 @@ LOSSK_INLINE T FN(binary_cross_entropy_with_logits_pw_point)(T x, T y, T pw, T p
     return l;
 }
 
-LOSSK_INLINE T FN(kl_div_point)(T x, T y, T pw, T p, T *d) /* y: probabilities; 0 log 0 = 0 */
+LOSSK_INLINE T FN(kl_div_point)(T x, T y, T pw, T p, T p2, T *d) /* y: probabilities; 0 log 0 = 0 */
 {
-    (void)pw; (void)p;
+    (void)pw; (void)p; (void)p2;
     *d = -y;
-    return (y == 0 ? (T)0 : y * LOG(y)) - y * x;
+    T ly = LOG(y);
+    ly = y == 0 ? (T)0 : ly;
+    return (y * ly + 0) - y * x; /* the expression of kl_div_nonneg_point, so that both contract alike */
 }
 
 /* kl_div_point for the targets of every day, +0 <= y <= 2^100 or 2^969 (a third fewer instructions,
@@ -111,9 +113,9 @@ LOSSK_INLINE T FN(kl_div_point)(T x, T y, T pw, T p, T *d) /* y: probabilities; 
  * kl_div_point, which rounds the same in float32; in float64 GCC contracts the general log's
  * products and sums into FMAs a little differently, so there an element's last bit can depend on
  * whether its run held a special target. */
-LOSSK_INLINE T FN(kl_div_nonneg_point)(T x, T y, T pw, T p, T *d)
+LOSSK_INLINE T FN(kl_div_nonneg_point)(T x, T y, T pw, T p, T p2, T *d)
 {
-    (void)pw; (void)p;
+    (void)pw; (void)p; (void)p2;
     *d = -y;
     return (y * LOSSK_CAT(lossk_log_nonneg, SFX)(y) + 0) - y * x;
 }
@@ -124,9 +126,9 @@ LOSSK_INLINE int FN(kl_div_special)(T x, T y)
     return LOSSK_CAT(lossk_outside_nonneg, SFX)(y);
 }
 
-LOSSK_INLINE T FN(kl_div_log_target_point)(T x, T y, T pw, T p, T *d) /* y: log-probabilities */
+LOSSK_INLINE T FN(kl_div_log_target_point)(T x, T y, T pw, T p, T p2, T *d) /* y: log-probabilities */
 {
-    (void)pw; (void)p;
+    (void)pw; (void)p; (void)p2;
     T ey = EXP(y);
     *d = -ey;
     return ey * (y - x);
@@ -134,15 +136,116 @@ LOSSK_INLINE T FN(kl_div_log_target_point)(T x, T y, T pw, T p, T *d) /* y: log-
 
 /* kl_div_log_target_point for y <= 0 (log-probabilities), where exp_nonpos gives the general exp's
  * bits; runs with a y > 0 (kl_div_log_target_special) are redone by kl_div_log_target_point. */
-LOSSK_INLINE T FN(kl_div_log_target_nonpos_point)(T x, T y, T pw, T p, T *d)
+LOSSK_INLINE T FN(kl_div_log_target_nonpos_point)(T x, T y, T pw, T p, T p2, T *d)
 {
-    (void)pw; (void)p;
+    (void)pw; (void)p; (void)p2;
     T ey = LOSSK_CAT(lossk_exp_nonpos, SFX)(y);
     *d = -ey;
     return ey * (y - x);
 }
 
 LOSSK_INLINE int FN(kl_div_log_target_special)(T x, T y) { (void)x; return y > 0; }
+
+/* log(1 + exp(z)), z = -y x, as max(z, 0) + log1p(exp(-|z|)): PyTorch's log1p(exp(z)) overflows to
+ * inf (and its gradient to nan) above z = 88 (float32) or 709 (float64), where this is z. */
+LOSSK_INLINE T FN(soft_margin_point)(T x, T y, T pw, T p, T p2, T *d)
+{
+    (void)pw; (void)p; (void)p2;
+    T z = -y * x;
+    T e = LOSSK_CAT(lossk_exp_nonpos, SFX)(LOSSK_CAT(lossk_negabs, SFX)(z));
+    *d = -y * (LOSSK_CAT(lossk_one_if_nonneg, SFX)(z, e) / (1 + e)); /* -y sigmoid(z) */
+    return (z > 0 ? z : (T)0) + LOSSK_CAT(lossk_log1p_unit, SFX)(e); /* a nan z: e carries it */
+}
+
+/* x where y != -1, plus max(margin - x, 0) where y != 1 (PyTorch's two where()s: a target that is
+ * neither 1 nor -1 takes both). The clamp passes the gradient where margin - x >= 0, as PyTorch's
+ * clamp_min does, and keeps a nan. */
+LOSSK_INLINE T FN(hinge_embedding_point)(T x, T y, T pw, T margin, T p2, T *d)
+{
+    (void)pw; (void)p2;
+    T m = margin - x;
+    T hinge = m < 0 ? (T)0 : m;
+    const int own = y != -1, hinged = y != 1;
+    *d = (own ? (T)1 : (T)0) - (hinged && m >= 0 ? (T)1 : (T)0);
+    return (own ? x : (T)0) + (hinged ? hinge : (T)0);
+}
+
+/* Stirling's log(y!) ~ y log y - y + log(2 pi y) / 2, the term poisson_nll_loss(full=True) adds
+ * where y > 1 (a nan y gives nan, as PyTorch's masked_fill(y <= 1, 0)). */
+LOSSK_INLINE T FN(stirling)(T y)
+{
+    T ly = LOG(y);
+    return y <= 1 ? (T)0 : y * ly - y + (T)0.5 * ((T)1.8378770664093454836 + ly);
+}
+
+LOSSK_INLINE T FN(poisson_nll_log_point)(T x, T y, T pw, T p, T p2, T *d) /* x: log rate */
+{
+    (void)pw; (void)p; (void)p2;
+    T ex = EXP(x);
+    *d = ex - y;
+    return ex - y * x;
+}
+
+LOSSK_INLINE T FN(poisson_nll_point)(T x, T y, T pw, T eps, T p2, T *d) /* x: rate */
+{
+    (void)pw; (void)p2;
+    T xe = x + eps;
+    *d = 1 - y / xe;
+    return x - y * LOG(xe);
+}
+
+LOSSK_INLINE T FN(poisson_nll_log_full_point)(T x, T y, T pw, T p, T p2, T *d)
+{
+    return FN(poisson_nll_log_point)(x, y, pw, p, p2, d) + FN(stirling)(y);
+}
+
+LOSSK_INLINE T FN(poisson_nll_full_point)(T x, T y, T pw, T eps, T p2, T *d)
+{
+    return FN(poisson_nll_point)(x, y, pw, eps, p2, d) + FN(stirling)(y);
+}
+
+/* torchvision's sigmoid_focal_loss: a_t ce (1 - p_t)^gamma, p = sigmoid(x), ce the BCE of logits,
+ * p_t = p y + (1 - p)(1 - y), a_t = alpha y + (1 - alpha)(1 - y) (1 for alpha < 0). 1 - p_t is
+ * p (1 - y) + (1 - p) y, with 1 - p = sigmoid(-x): no cancellation where p is close to y.
+ * d/dx = a_t ((p - y) q^gamma + gamma q^(gamma - 1) ce p (1 - p) (1 - 2y)), q = 1 - p_t. ce is
+ * PyTorch's (1 - y) x + max(-x, 0) + log1p(exp(-|x|)) with the first two terms added exactly:
+ * (1 - y) x for x >= 0, -y x below (plus x - x, so that x = -inf gives PyTorch's nan).
+ * q^gamma is exp(gamma log q), exact powers 0 and 1 of q = 0 included; square: gamma is 2. */
+LOSSK_INLINE T FN(sigmoid_focal_common)(T x, T y, T gamma, T alpha, const int square, T *d)
+{
+    T e = LOSSK_CAT(lossk_exp_nonpos, SFX)(LOSSK_CAT(lossk_negabs, SFX)(x));
+    T r = 1 / (1 + e);
+    T s = LOSSK_CAT(lossk_one_if_nonneg, SFX)(x, e) * r;   /* sigmoid(x) */
+    T sm = LOSSK_CAT(lossk_one_if_nonneg, SFX)(-x, e) * r; /* sigmoid(-x) */
+    T ce = (x >= 0 ? (1 - y) * x : (x - x) - y * x) + LOSSK_CAT(lossk_log1p_unit, SFX)(e);
+    T q = s * (1 - y) + sm * y;
+    T qg, qg1; /* q^gamma, q^(gamma - 1) */
+    if (square) {
+        qg1 = q;
+        qg = q * q;
+    } else {
+        T lq = LOG(q);
+        qg = gamma == 0 ? (T)1 : EXP(gamma * lq);
+        qg1 = gamma == 1 ? (T)1 : EXP((gamma - 1) * lq);
+    }
+    T at = alpha < 0 ? (T)1 : alpha * y + (1 - alpha) * (1 - y);
+    /* ce d q^gamma / dx, none for gamma = 0 (where q = 0 or ce = inf too), as PyTorch's pow */
+    T dfocus = gamma == 0 ? (T)0 : gamma * qg1 * ce * (s * sm) * (1 - 2 * y);
+    *d = at * ((s - y) * qg + dfocus);
+    return at * (ce * qg);
+}
+
+LOSSK_INLINE T FN(sigmoid_focal_point)(T x, T y, T pw, T gamma, T alpha, T *d)
+{
+    (void)pw;
+    return FN(sigmoid_focal_common)(x, y, gamma, alpha, 0, d);
+}
+
+LOSSK_INLINE T FN(sigmoid_focal_square_point)(T x, T y, T pw, T gamma, T alpha, T *d)
+{
+    (void)pw;
+    return FN(sigmoid_focal_common)(x, y, gamma, alpha, 1, d);
+}
 
 LOSSK_INLINE int FN(outside_unit)(T x) { return !(x >= 0 && x <= 1); }
 
@@ -165,13 +268,13 @@ static void FN(find_outside)(const T *x, const T *y, int64_t i, int64_t end, int
 LOSSK_INLINE int FN(run)(FN(point_fn) f, FN(check_fn) check, const int has_pw,
                          const int want_loss, const int want_grad, const int has_w, const int has_go,
                          int64_t len, const T *restrict x, const T *restrict y, const T *restrict w,
-                         const T *restrict pw, const T *restrict go, T gs, T p,
+                         const T *restrict pw, const T *restrict go, T gs, T p, T p2,
                          T *restrict lv, T *restrict g)
 {
     int bad = 0;
     for (int64_t i = 0; i < len; i++) {
         T d;
-        T l = f(x[i], y[i], has_pw ? pw[i] : (T)1, p, &d);
+        T l = f(x[i], y[i], has_pw ? pw[i] : (T)1, p, p2, &d);
         if (has_w) {
             l *= w[i];
             d *= w[i];
@@ -187,12 +290,12 @@ LOSSK_INLINE int FN(run)(FN(point_fn) f, FN(check_fn) check, const int has_pw,
 }
 
 #define RUN(L, G, W, O) \
-    FN(run)(f, check, has_pw, L, G, W, O, len, x, y, w, pw, go, gs, p, lv, g)
+    FN(run)(f, check, has_pw, L, G, W, O, len, x, y, w, pw, go, gs, p, p2, lv, g)
 
 LOSSK_INLINE int FN(run_flags)(FN(point_fn) f, FN(check_fn) check, const int has_pw,
                                int want_grad, int want_loss, int has_w, int has_go,
                                int64_t len, const T *x, const T *y, const T *w, const T *pw,
-                               const T *go, T gs, T p, T *lv, T *g)
+                               const T *go, T gs, T p, T p2, T *lv, T *g)
 {
     if (!want_grad)
         return has_w ? RUN(1, 0, 1, 0) : RUN(1, 0, 0, 0);
@@ -207,14 +310,15 @@ LOSSK_INLINE int FN(run_flags)(FN(point_fn) f, FN(check_fn) check, const int has
 /* The point functions, by kind: a switch, not a function pointer, reaches them from inside the
  * OpenMP region, where a pointer would no longer be a constant that GCC can inline. */
 enum { FN(L1), FN(MSE), FN(SMOOTH_L1), FN(HUBER), FN(BCE), FN(BCE_LOGITS), FN(BCE_LOGITS_PW), FN(KL_DIV),
-       FN(KL_DIV_LOG_TARGET) };
+       FN(KL_DIV_LOG_TARGET), FN(SOFT_MARGIN), FN(HINGE_EMBEDDING), FN(POISSON_NLL_LOG), FN(POISSON_NLL_LOG_FULL),
+       FN(POISSON_NLL), FN(POISSON_NLL_FULL), FN(SIGMOID_FOCAL), FN(SIGMOID_FOCAL_SQUARE) };
 
 LOSSK_INLINE int FN(run_any)(int kind, int want_grad, int want_loss, int has_w, int has_go, int64_t len,
-                             const T *x, const T *y, const T *w, const T *pw, const T *go, T gs, T p,
+                             const T *x, const T *y, const T *w, const T *pw, const T *go, T gs, T p, T p2,
                              T *lv, T *g)
 {
 #define RUN_FLAGS(point, check, has_pw) \
-    FN(run_flags)(point, check, has_pw, want_grad, want_loss, has_w, has_go, len, x, y, w, pw, go, gs, p, lv, g)
+    FN(run_flags)(point, check, has_pw, want_grad, want_loss, has_w, has_go, len, x, y, w, pw, go, gs, p, p2, lv, g)
 #define CASE(K, point, check, has_pw) \
     case K: \
         return RUN_FLAGS(FN(point), check, has_pw);
@@ -235,6 +339,14 @@ LOSSK_INLINE int FN(run_any)(int kind, int want_grad, int want_loss, int has_w, 
     CASE_SPECIAL(FN(KL_DIV), kl_div_nonneg_point, kl_div_special, kl_div_point)
     CASE_SPECIAL(FN(KL_DIV_LOG_TARGET), kl_div_log_target_nonpos_point, kl_div_log_target_special,
                  kl_div_log_target_point)
+    CASE(FN(SOFT_MARGIN), soft_margin_point, NULL, 0)
+    CASE(FN(HINGE_EMBEDDING), hinge_embedding_point, NULL, 0)
+    CASE(FN(POISSON_NLL_LOG), poisson_nll_log_point, NULL, 0)
+    CASE(FN(POISSON_NLL_LOG_FULL), poisson_nll_log_full_point, NULL, 0)
+    CASE(FN(POISSON_NLL), poisson_nll_point, NULL, 0)
+    CASE(FN(POISSON_NLL_FULL), poisson_nll_full_point, NULL, 0)
+    CASE(FN(SIGMOID_FOCAL), sigmoid_focal_point, NULL, 0)
+    CASE(FN(SIGMOID_FOCAL_SQUARE), sigmoid_focal_square_point, NULL, 0)
     }
 #undef CASE_SPECIAL
 #undef CASE
@@ -266,7 +378,7 @@ LOSSK_BLOCK_FN void FN(elementwise_block)(const FN(ew_job) *job, int b)
     const T *x = a->input, *y = a->target, *weight = a->weight, *pos_weight = a->pos_weight;
     const T *grad_output = a->grad_output;
     T *loss = a->loss, *grad = a->grad;
-    const T gs = (T)a->grad_scale, p = (T)a->param;
+    const T gs = (T)a->grad_scale, p = (T)a->param, p2 = (T)a->param2;
     const int64_t end = lossk_block_start(a->n, job->nb, b + 1);
     double acc[LOSSK_LANES] = {0};
     _Alignas(64) T tmp[TILE];
@@ -288,7 +400,7 @@ LOSSK_BLOCK_FN void FN(elementwise_block)(const FN(ew_job) *job, int b)
         T *lv = reduce || stream ? tmp : loss + i;
         T *gv = stream ? tmpg : grad + i;
         if (FN(run_any)(kind, want_grad, want_loss, has_w, has_go, len,
-                        x + i, y + i, w, pw, has_go ? grad_output + i : NULL, gs, p, lv,
+                        x + i, y + i, w, pw, has_go ? grad_output + i : NULL, gs, p, p2, lv,
                         want_grad ? gv : NULL)) {
             job->first_bad[b] = i;
             break;
@@ -363,7 +475,24 @@ DEFINE_KERNEL(mse, MSE)
 DEFINE_KERNEL(smooth_l1, SMOOTH_L1)
 DEFINE_KERNEL(huber, HUBER)
 DEFINE_KERNEL(binary_cross_entropy, BCE)
+DEFINE_KERNEL(soft_margin, SOFT_MARGIN)
+DEFINE_KERNEL(hinge_embedding, HINGE_EMBEDDING)
 #undef DEFINE_KERNEL
+
+int LOSSK_ISA_NAME(LOSSK_CAT(lossk_poisson_nll_log, SFX))(lossk_elementwise_args *a)
+{
+    return FN(elementwise)(a->param2 != 0 ? FN(POISSON_NLL_LOG_FULL) : FN(POISSON_NLL_LOG), a);
+}
+
+int LOSSK_ISA_NAME(LOSSK_CAT(lossk_poisson_nll, SFX))(lossk_elementwise_args *a)
+{
+    return FN(elementwise)(a->param2 != 0 ? FN(POISSON_NLL_FULL) : FN(POISSON_NLL), a);
+}
+
+int LOSSK_ISA_NAME(LOSSK_CAT(lossk_sigmoid_focal, SFX))(lossk_elementwise_args *a)
+{
+    return FN(elementwise)(a->param == 2 ? FN(SIGMOID_FOCAL_SQUARE) : FN(SIGMOID_FOCAL), a);
+}
 
 int LOSSK_ISA_NAME(LOSSK_CAT(lossk_binary_cross_entropy_with_logits, SFX))(lossk_elementwise_args *a)
 {

@@ -50,7 +50,10 @@ typedef struct lossk_elementwise_args {
     int64_t weight_period;
     const void *pos_weight;         /* binary_cross_entropy_with_logits only: NULL or pos_weight_period values */
     int64_t pos_weight_period;
-    double param;                   /* smooth_l1: beta; huber: delta; kl_div: 1 for log_target, else 0 */
+    double param;                   /* smooth_l1: beta; huber: delta; kl_div: 1 for log_target, else 0;
+                                     * hinge_embedding: margin; poisson_nll: eps; sigmoid_focal: gamma */
+    double param2;                  /* poisson_nll(_log): 1 for full (the Stirling term), else 0;
+                                     * sigmoid_focal: alpha (< 0: no alpha weighting) */
     int reduction;                  /* enum lossk_reduction */
     double divisor;                 /* reduced loss = sum / divisor */
     void *loss;                     /* NULL: not computed; n values (NONE) or 1 value (SUM) */
@@ -183,6 +186,11 @@ typedef struct lossk_relu_args {
     X(binary_cross_entropy, lossk_elementwise_args) \
     X(binary_cross_entropy_with_logits, lossk_elementwise_args) \
     X(kl_div, lossk_elementwise_args) \
+    X(soft_margin, lossk_elementwise_args) \
+    X(hinge_embedding, lossk_elementwise_args) \
+    X(poisson_nll_log, lossk_elementwise_args) \
+    X(poisson_nll, lossk_elementwise_args) \
+    X(sigmoid_focal, lossk_elementwise_args) \
     X(check_unit_interval, lossk_elementwise_args) \
     X(cross_entropy, lossk_class_args) \
     X(cross_entropy_prob, lossk_class_args) \

@@ -3,10 +3,14 @@
 - ``TOL`` / ``assert_close``: per-dtype tolerances, relative to the value and to a magnitude
   (the scale of the terms a value was computed from, so cancellation is not mistaken for error);
 - ``relayout``: the same values in another memory layout (transposed, strided);
-- ``unmodified``: a context manager checking that arrays were not written to.
+- ``unmodified``: a context manager checking that arrays were not written to;
+- ``bench_cases``: the benchmarks' table (bench/cases.py), loaded from the source tree.
 """
 import contextlib
+import functools
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -117,3 +121,13 @@ def unmodified(*arrays):
         for i, (a, before) in enumerate(kept):
             assert a.dtype == before.dtype and a.shape == before.shape
             assert a.tobytes() == before.tobytes(), f"argument {i} ({a.dtype}{a.shape}) was modified"
+
+
+@functools.lru_cache(maxsize=None)
+def bench_cases():
+    """bench/cases.py, the benchmarks' table of cases (which also says what PyTorch function each
+    loss matches)."""
+    spec = importlib.util.spec_from_file_location("bench_cases", Path(__file__).resolve().parents[1] / "bench" / "cases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

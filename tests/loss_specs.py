@@ -25,6 +25,7 @@ class Case:
     options: dict = field(default_factory=dict)     # fixed keyword options
     arrays: dict = field(default_factory=dict)      # option name -> (rng, shape, dtype) -> array
     kinks: tuple = ()                           # |input - target| where the loss is not smooth
+    input_kinks: tuple = ()                     # inputs where the loss is not smooth
 
     def __repr__(self):
         return self.id
@@ -78,6 +79,34 @@ def log_probs_twice(rng, shape, dtype):
     return np.log(rng.uniform(0.01, 1, shape)).astype(dtype), np.log(rng.uniform(0.01, 1, shape)).astype(dtype)
 
 
+def signs(rng, shape, dtype):
+    """Margin losses: scores and targets of 1 or -1."""
+    return rng.normal(0, 1.5, shape).astype(dtype), rng.choice([-1.0, 1.0], shape).astype(dtype)
+
+
+def signs_and_zeros(rng, shape, dtype):
+    """hinge_embedding_loss: targets 1, -1 and 0 (which takes both of PyTorch's terms)."""
+    return rng.normal(0, 1.5, shape).astype(dtype), rng.choice([-1.0, 0.0, 1.0], shape).astype(dtype)
+
+
+def counts(rng, shape):
+    """Poisson counts from 0 to about 20: zeros, ones and counts > 1 (full's Stirling term)."""
+    return rng.poisson(np.exp(rng.normal(0.5, 1.0, shape))).astype(np.float64)
+
+
+def log_rates_and_counts(rng, shape, dtype):
+    return rng.normal(0.5, 1.0, shape).astype(dtype), counts(rng, shape).astype(dtype)
+
+
+def rates_and_counts(rng, shape, dtype):
+    return rng.uniform(0.05, 5.0, shape).astype(dtype), counts(rng, shape).astype(dtype)
+
+
+def logits_and_labels(rng, shape, dtype):
+    """Detection scores: logits and 0/1 labels."""
+    return rng.normal(0, 3, shape).astype(dtype), (rng.random(shape) < 0.3).astype(dtype)
+
+
 def _weight(kind):
     """A weight of a shape that broadcasts to the input in one of several ways."""
     def make(rng, shape, dtype):
@@ -123,6 +152,23 @@ ELEMENTWISE_CASES = [
          arrays={"weight": _weight("scalar"), "pos_weight": _weight("lead")}),
     Case("kl_div", "kl_div", log_probs_and_probs),
     Case("kl_div-log_target", "kl_div", log_probs_twice, {"log_target": True}),
+    Case("soft_margin", "soft_margin_loss", signs),
+    Case("soft_margin-real_targets", "soft_margin_loss", regression),
+    Case("hinge_embedding", "hinge_embedding_loss", signs, input_kinks=(1.0,)),
+    Case("hinge_embedding-margin0.5-zero_targets", "hinge_embedding_loss", signs_and_zeros, {"margin": 0.5},
+         input_kinks=(0.5,)),
+    Case("hinge_embedding-margin-2", "hinge_embedding_loss", signs, {"margin": -2.0}, input_kinks=(-2.0,)),
+    Case("poisson_nll", "poisson_nll_loss", log_rates_and_counts),
+    Case("poisson_nll-full", "poisson_nll_loss", log_rates_and_counts, {"full": True}),
+    Case("poisson_nll-rate", "poisson_nll_loss", rates_and_counts, {"log_input": False}),
+    Case("poisson_nll-rate-full-eps0.1", "poisson_nll_loss", rates_and_counts,
+         {"log_input": False, "full": True, "eps": 0.1}),
+    Case("sigmoid_focal", "sigmoid_focal_loss", logits_and_labels),
+    Case("sigmoid_focal-soft_targets", "sigmoid_focal_loss", logits),
+    Case("sigmoid_focal-gamma0.5-alpha0.75", "sigmoid_focal_loss", logits_and_labels, {"gamma": 0.5, "alpha": 0.75}),
+    Case("sigmoid_focal-gamma0-no_alpha", "sigmoid_focal_loss", logits, {"gamma": 0.0, "alpha": -1.0}),
+    Case("sigmoid_focal-gamma1", "sigmoid_focal_loss", logits_and_labels, {"gamma": 1.0}),
+    Case("sigmoid_focal-gamma3.5-alpha0", "sigmoid_focal_loss", logits, {"gamma": 3.5, "alpha": 0.0}),
 ]
 
 def shapes_and_layouts(pairs):

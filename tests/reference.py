@@ -134,6 +134,60 @@ def _kl_div(x, t, log_target=False):
     return tlogt - t * x, np.abs(tlogt) + np.abs(t * x), -t, np.abs(t)
 
 
+def _soft_margin(x, t):
+    # log(1 + exp(-t x)); d/dx = -t sigmoid(-t x)
+    z = -t * x
+    loss = np.logaddexp(0.0, z)
+    grad = -t * _sigmoid(z)
+    return loss, loss, grad, np.abs(grad)
+
+
+def _hinge_embedding(x, t, margin=1.0):
+    # PyTorch: where(t != 1, clamp_min(margin - x, 0), 0) + where(t != -1, x, 0); clamp_min passes
+    # the gradient where margin - x >= 0
+    own, hinged = t != -1, t != 1
+    m = margin - x
+    loss = np.where(own, x, 0.0) + np.where(hinged, np.maximum(m, 0.0), 0.0)
+    mag = np.where(own, np.abs(x), 0.0) + np.where(hinged & (m > 0), abs(margin) + np.abs(x), 0.0)
+    grad = own * 1.0 - (hinged & (m >= 0)) * 1.0
+    return loss, mag, grad, own * 1.0 + hinged * 1.0
+
+
+def _poisson_nll(x, t, log_input=True, full=False, eps=1e-8):
+    with np.errstate(all="ignore"):
+        if log_input:                   # exp(x) - t x; d/dx = exp(x) - t
+            e = np.exp(x)
+            loss, mag, grad, gmag = e - t * x, e + np.abs(t * x), e - t, e + np.abs(t)
+        else:                           # x - t log(x + eps); d/dx = 1 - t / (x + eps)
+            xe = x + eps
+            loss, mag = x - t * np.log(xe), np.abs(x) + np.abs(t * np.log(xe))
+            grad, gmag = 1 - t / xe, 1 + np.abs(t / xe)
+        if full:                        # Stirling's log(t!) where t > 1 (nan stays nan)
+            stirling = t * np.log(t) - t + 0.5 * np.log(2 * np.pi * t)
+            loss = loss + np.where(t <= 1, 0.0, stirling)
+            mag = mag + np.where(t <= 1, 0.0, np.abs(t * np.log(t)) + np.abs(t) + np.abs(0.5 * np.log(2 * np.pi * t)))
+    return loss, mag, grad, gmag
+
+
+def _sigmoid_focal(x, t, alpha=0.25, gamma=2.0):
+    # torchvision: a_t ce (1 - p_t)^gamma, p = sigmoid(x), p_t = p t + (1 - p)(1 - t),
+    # a_t = alpha t + (1 - alpha)(1 - t) (1 for alpha < 0); 1 - p_t written as p (1 - t) + (1 - p) t
+    p, p_neg = _sigmoid(x), _sigmoid(-x)
+    # ce = (1 - t) x + max(-x, 0) + log1p(exp(-|x|)), the first two terms added: -t x for x < 0
+    softplus = np.log1p(np.exp(-np.abs(x)))
+    linear = np.where(x >= 0, (1 - t) * x, -t * x)
+    ce, ce_mag = linear + softplus, np.abs(linear) + softplus
+    q = p * (1 - t) + p_neg * t
+    w = q ** gamma
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dw = 0.0 if gamma == 0 else gamma * q ** (gamma - 1) * (p * p_neg * (1 - 2 * t))
+    a = alpha * t + (1 - alpha) * (1 - t) if alpha >= 0 else np.ones_like(x)
+    loss, mag = a * ce * w, np.abs(a) * ce_mag * w
+    grad = a * ((p - t) * w + ce * dw)
+    gmag = np.abs(a) * ((p + np.abs(t)) * w + ce_mag * np.abs(dw))
+    return loss, mag, grad, gmag
+
+
 ELEMENTWISE = {
     "l1_loss": _l1,
     "mse_loss": _mse,
@@ -142,6 +196,10 @@ ELEMENTWISE = {
     "binary_cross_entropy": _bce,
     "binary_cross_entropy_with_logits": _bce_with_logits,
     "kl_div": _kl_div,
+    "soft_margin_loss": _soft_margin,
+    "hinge_embedding_loss": _hinge_embedding,
+    "poisson_nll_loss": _poisson_nll,
+    "sigmoid_focal_loss": _sigmoid_focal,
 }
 
 

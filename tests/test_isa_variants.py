@@ -45,7 +45,7 @@ def compute(items):
     for key, (case, x, t, opts) in items.items():
         f, f_grad, f_with_grad = functions(case.name)
         results[f"{key}/none"] = f(x, t, reduction="none", **opts)
-        results[f"{key}/mean"] = np.asarray(f(x, t, **opts))
+        results[f"{key}/mean"] = np.asarray(f(x, t, reduction="mean", **opts))
         results[f"{key}/grad"] = f_grad(x, t, reduction="none", grad_output=0.5, **opts)
         loss, grad = f_with_grad(x, t, reduction="sum", **opts)
         results[f"{key}/fused_loss"], results[f"{key}/fused_grad"] = np.asarray(loss), grad

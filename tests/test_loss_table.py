@@ -2,7 +2,6 @@
 follow it: the public functions and modules, PyTorch's signatures, the kernels, the type stubs, the
 NumPy twins, the test cases and the benchmarks. A loss added to the table without its tests or
 benchmark fails here."""
-import importlib.util
 import inspect
 from pathlib import Path
 
@@ -10,19 +9,12 @@ import pytest
 
 import lossk
 import reference
+from helpers import bench_cases
 from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES
 from lossk import _core, _losses
 from lossk._losses import ELEMENTWISE, LOSSES, SUFFIXES
 
-ROOT = Path(__file__).resolve().parents[1]
 NAMES = [loss.name for loss in LOSSES]
-
-
-def _bench_cases():
-    spec = importlib.util.spec_from_file_location("bench_cases", ROOT / "bench" / "cases.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("loss", LOSSES, ids=NAMES)
@@ -48,12 +40,15 @@ NOT_IN_LOSSK = {"l1_loss": {"weight"}, "mse_loss": {"weight"}, "huber_loss": {"w
 @pytest.mark.parametrize("loss", LOSSES, ids=NAMES)
 def test_signatures_are_pytorchs(loss):
     """The options, their order and defaults are torch.nn.functional's and torch.nn's (without the
-    deprecated size_average and reduce, and the options listed in NOT_IN_LOSSK)."""
+    deprecated size_average and reduce, and the options listed in NOT_IN_LOSSK); for
+    sigmoid_focal_loss, torchvision.ops's (which has no module)."""
     torch = pytest.importorskip("torch")
     skip = {"size_average", "reduce"} | NOT_IN_LOSSK.get(loss.name, set())
-    functional = [(p.name, p.default) for p in inspect.signature(getattr(torch.nn.functional, loss.name)).parameters
-                  .values()][2:]
+    function = bench_cases().torch_function(loss.name)
+    functional = [(p.name, p.default) for p in inspect.signature(function).parameters.values()][2:]
     assert [o for o in functional if o[0] not in skip] == list(loss.options)
+    if loss.name == "sigmoid_focal_loss":
+        return
     module = [(p.name, p.default) for p in inspect.signature(getattr(torch.nn, loss.module)).parameters.values()]
     assert [o for o in module if o[0] not in skip] == list(loss.options)
 
@@ -85,7 +80,7 @@ def test_every_loss_has_its_twin_cases_and_benchmark(loss):
     else:
         assert callable(getattr(reference, loss.name))
         assert any(case.name == loss.name for case in CLASSIFICATION_CASES)
-    assert loss.name in _bench_cases().LOSSES
+    assert loss.name in bench_cases().LOSSES
 
 
 def test_stubs_are_generated_from_the_table():

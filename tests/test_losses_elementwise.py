@@ -118,17 +118,20 @@ def test_grad_output_array_is_per_element(case, dtype, rng):
 # --- finite differences (float64) ------------------------------------------------------------
 
 def away_from_kinks(case, rng, x, t, margin=1e-2):
-    """Move targets so that no |input - target| is within `margin` of a kink of the loss."""
-    t = t.copy()
+    """Move targets (inputs) so that no |input - target| (input) is within `margin` of a kink of
+    the loss."""
+    x, t = x.copy(), t.copy()
     for _ in range(100):
-        d = np.abs(x - t)
-        near = np.zeros(x.shape, bool)
+        near_t, near_x = np.zeros(x.shape, bool), np.zeros(x.shape, bool)
         for k in case.kinks:
-            near |= np.abs(d - k) < margin
-        if not near.any():
-            return t
-        t[near] += rng.uniform(-0.2, 0.2, int(near.sum()))
-    raise AssertionError("could not move the targets away from the kinks")
+            near_t |= np.abs(np.abs(x - t) - k) < margin
+        for k in case.input_kinks:
+            near_x |= np.abs(x - k) < margin
+        if not (near_t.any() or near_x.any()):
+            return x, t
+        t[near_t] += rng.uniform(-0.2, 0.2, int(near_t.sum()))
+        x[near_x] += rng.uniform(-0.2, 0.2, int(near_x.sum()))
+    raise AssertionError("could not move the arguments away from the kinks")
 
 
 @pytest.mark.parametrize("case, reduction", with_reductions(ELEMENTWISE_CASES))
@@ -136,7 +139,7 @@ def test_gradient_matches_finite_differences(case, reduction, rng):
     """Central differences of NAME (float64) match NAME_grad; for "none", of sum(g * loss)."""
     shape = (3, 4)
     x, t, opts = case.build(rng, shape, np.float64)
-    t = away_from_kinks(case, rng, x, t)
+    x, t = away_from_kinks(case, rng, x, t)
     g = rng.normal(size=shape) if reduction == "none" else 1.0
     check_finite_differences(case.name, x, t, opts, reduction, g, atol=1e-6)
 
@@ -393,6 +396,15 @@ def _bad_cases():
         ("delta-zero", "huber_loss", ALL, lambda: (X, T, {"delta": 0.0}), ValueError, "delta"),
         ("delta-negative", "huber_loss", ALL, lambda: (X, T, {"delta": -1.0}), ValueError, "delta"),
         ("delta-nan", "huber_loss", ALL, lambda: (X, T, {"delta": float("nan")}), ValueError, "delta"),
+        ("margin-str", "hinge_embedding_loss", ALL, lambda: (X, T, {"margin": "1"}), TypeError, "margin"),
+        ("margin-None", "hinge_embedding_loss", ALL, lambda: (X, T, {"margin": None}), TypeError, "margin"),
+        ("eps-str", "poisson_nll_loss", ALL, lambda: (X, T, {"eps": "1e-8"}), TypeError, "eps"),
+        ("gamma-negative", "sigmoid_focal_loss", ALL, lambda: (X, T, {"gamma": -1.0}), ValueError, "gamma"),
+        ("gamma-nan", "sigmoid_focal_loss", ALL, lambda: (X, T, {"gamma": float("nan")}), ValueError, "gamma"),
+        ("gamma-array", "sigmoid_focal_loss", ALL, lambda: (X, T, {"gamma": np.ones(2)}), TypeError, "gamma"),
+        ("alpha-str", "sigmoid_focal_loss", ALL, lambda: (X, T, {"alpha": "0.25"}), TypeError, "alpha"),
+        ("focal-target-int", "sigmoid_focal_loss", ALL, lambda: (X, (T > 0.5).astype(np.int64), {}), TypeError,
+         "target"),
         ("bce-above-1", "binary_cross_entropy", ALL, lambda: (bce_bad, T, {}), ValueError,
          r"input\[1, 2\].*1\.5"),
         ("bce-negative", "binary_cross_entropy", ALL, lambda: (bce_neg, T, {}), ValueError, r"input\[2, 3\]"),

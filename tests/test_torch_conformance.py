@@ -9,7 +9,7 @@ import pytest
 
 import lossk
 import reference
-from helpers import assert_close, relayout
+from helpers import assert_close, bench_cases, relayout
 from loss_specs import (CLASSIFICATION_CASES, ELEMENTWISE_CASES, evaluate, prob_targets, shape_id, shapes_and_layouts,
                         with_reductions)
 
@@ -22,7 +22,28 @@ CLASS_CASES = {c.id: c for c in CLASSIFICATION_CASES}
 EW_CASES = {c.id: c for c in ELEMENTWISE_CASES}
 
 
-def torch_loss_and_grad(name, x, t, opts, reduction, grad_output=1.0):
+def sigmoid_focal_loss(inputs, targets, alpha=0.25, gamma=2.0, reduction="none"):
+    """torchvision's sigmoid_focal_loss, its gradient by autograd, written without its roundings:
+    torchvision's 1 - p_t cancels where p is close to t, and PyTorch's BCE of logits adds
+    (1 - t) x and max(-x, 0) (cancelling for soft targets) and takes log(1 + e) for log1p(e); in
+    float32 that is a relative error of 1e-5 on losses of 1e-9, which would hide the semantics
+    under rounding. The edge-value tests use torchvision's own form (bench/cases.py)."""
+    linear = torch.where(inputs >= 0, (1 - targets) * inputs, -targets * inputs)
+    ce = linear + torch.log1p(torch.exp(-inputs.abs()))
+    q = torch.sigmoid(inputs) * (1 - targets) + torch.sigmoid(-inputs) * targets
+    loss = ce * q ** gamma
+    if alpha >= 0:
+        loss = (alpha * targets + (1 - alpha) * (1 - targets)) * loss
+    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[reduction]
+
+
+def torch_function(name, exact=True):
+    """The PyTorch function `name` is compared with; for sigmoid_focal_loss, torchvision's form
+    unless `exact`."""
+    return sigmoid_focal_loss if name == "sigmoid_focal_loss" and exact else bench_cases().torch_function(name)
+
+
+def torch_loss_and_grad(name, x, t, opts, reduction, grad_output=1.0, exact=True):
     """PyTorch's loss and d(loss)/d(input) (autograd, times grad_output), as NumPy arrays."""
     xt = torch.from_numpy(np.array(x, order="C")).requires_grad_(True)   # some torch kernels need contiguous
     t = np.array(t, order="C")
@@ -31,17 +52,19 @@ def torch_loss_and_grad(name, x, t, opts, reduction, grad_output=1.0):
           for k, v in opts.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")             # kl_div's reduction="mean" warning
-        loss = getattr(F, name)(xt, tt, reduction=reduction, **kw)
+        loss = torch_function(name, exact)(xt, tt, reduction=reduction, **kw)
     go = np.asarray(grad_output, dtype=x.dtype)
     loss.backward(torch.from_numpy(np.array(np.broadcast_to(go, tuple(loss.shape)), order="C")))
     return loss.detach().numpy(), xt.grad.numpy()
 
 
 def assert_matches_torch(name, x, t, opts, reduction, grad_output=1.0, magnitude_from_reference=True):
-    """Every lossk entry point against PyTorch: loss, gradient for grad_output and for 1."""
+    """Every lossk entry point against PyTorch: loss, gradient for grad_output and for 1. Edge
+    values (no magnitude from the reference) are compared with torchvision's own sigmoid focal loss."""
     out = evaluate(name, x, t, opts, reduction, grad_output)
-    loss, grad = torch_loss_and_grad(name, x, t, opts, reduction, grad_output)
-    _, grad1 = torch_loss_and_grad(name, x, t, opts, reduction)
+    exact = magnitude_from_reference
+    loss, grad = torch_loss_and_grad(name, x, t, opts, reduction, grad_output, exact)
+    _, grad1 = torch_loss_and_grad(name, x, t, opts, reduction, exact=exact)
     mags = [None, None, None]
     if magnitude_from_reference:
         ref = reference.compute(name, x, t, reduction, grad_output=grad_output, **opts)
@@ -282,6 +305,12 @@ NONFINITE = {
     "huber": ("huber_loss", {}), "bce_logits": ("binary_cross_entropy_with_logits", {}),
     "bce_logits-pw": ("binary_cross_entropy_with_logits", {"pos_weight": np.array([2.0, 0.5, 1.0])}),
     "kl_div": ("kl_div", {}), "kl_div-log_target": ("kl_div", {"log_target": True}),
+    "hinge_embedding": ("hinge_embedding_loss", {}), "hinge_embedding-margin-1": ("hinge_embedding_loss", {"margin": -1.0}),
+    "poisson_nll": ("poisson_nll_loss", {}), "poisson_nll-full": ("poisson_nll_loss", {"full": True}),
+    "poisson_nll-rate": ("poisson_nll_loss", {"log_input": False}),
+    "poisson_nll-rate-full": ("poisson_nll_loss", {"log_input": False, "full": True}),
+    "sigmoid_focal": ("sigmoid_focal_loss", {}), "sigmoid_focal-gamma0.5": ("sigmoid_focal_loss", {"gamma": 0.5}),
+    "sigmoid_focal-gamma0": ("sigmoid_focal_loss", {"gamma": 0.0}),
 }
 
 
@@ -295,6 +324,64 @@ def test_non_finite_inputs(name, opts, dtype):
     opts = {k: v.astype(dtype) if isinstance(v, np.ndarray) else v for k, v in opts.items()}
     with np.errstate(all="ignore"):
         assert_matches_torch(name, x, t, opts, "none", 1.0, magnitude_from_reference=False)
+
+
+def test_soft_margin_non_finite_and_where_torch_overflows(dtype):
+    """nan and infinite inputs as PyTorch; where -target * input is large, PyTorch's log1p(exp(z))
+    is inf and its gradient nan, and lossk's loss is z and its gradient -target (the docstring)."""
+    x = np.array([np.nan, np.inf, np.inf, 0.5, 0.5, 1.0], dtype)
+    t = np.array([1.0, 0.5, 0.0, np.nan, np.inf, -np.nan], dtype)
+    with np.errstate(all="ignore"):
+        assert_matches_torch("soft_margin_loss", x, t, {}, "none", 1.0, magnitude_from_reference=False)
+    x = np.array([1e3, -1e4, 3e4, 800.0, -np.inf], dtype)
+    t = np.array([-1.0, 1.0, -0.5, -2.0, 1.0], dtype)
+    z = -t * x
+    loss, grad = lossk.soft_margin_loss_with_grad(x, t, reduction="none")
+    assert (loss == z).all() and (grad == -t).all()
+    torch_loss, torch_grad = torch_loss_and_grad("soft_margin_loss", x, t, {}, "none")
+    assert np.isinf(torch_loss).all() and np.isnan(torch_grad).all()
+
+
+def test_hinge_embedding_at_the_margin(dtype):
+    """Where margin - input == 0 the clamp's gradient passes (-1), as PyTorch's clamp_min."""
+    x = np.array([1.0, 1.0, 0.5, 0.5, -2.0], dtype)
+    t = np.array([-1.0, 0.0, -1.0, 1.0, -1.0], dtype)
+    for margin in (1.0, 0.5, -2.0):
+        out = assert_matches_torch("hinge_embedding_loss", x, t, {"margin": margin}, "sum")
+        assert out.grad[x == margin][t[x == margin] == -1].tolist() == [-1.0] * int(((x == margin) & (t == -1)).sum())
+
+
+@pytest.mark.parametrize("opts", [{}, {"gamma": 0.0}, {"gamma": 0.5, "alpha": 0.9}, {"gamma": 1.0, "alpha": -1.0}],
+                         ids=["default", "gamma0", "gamma0.5", "gamma1-no_alpha"])
+def test_sigmoid_focal_saturated_logits(opts, dtype, rng):
+    """Logits of +-1e4 (p is exactly 0 or 1, and q = 1 - p_t is 0 where the label agrees) give
+    torchvision's values, nan gradients for 0 < gamma < 1 included. At +-40, where torchvision's
+    1 - p_t rounds to 0 even in float64, lossk keeps the tiny loss the float64 twin gives (float32:
+    at +-12, within float32's range)."""
+    x = np.array([1e4, -1e4, 1e4, -1e4], dtype)
+    t = np.array([1.0, 0.0, 0.0, 1.0], dtype)
+    with np.errstate(all="ignore"):
+        assert_matches_torch("sigmoid_focal_loss", x, t, opts, "none", 1.0, magnitude_from_reference=False)
+    x = np.array([40.0, -40.0, 20.0] if dtype == np.float64 else [12.0, -12.0, 8.0], dtype)
+    t = np.array([1.0, 0.0, 1.0], dtype)
+    if dtype == np.float64 and opts.get("gamma", 2.0) > 0:
+        torchvision = bench_cases().torchvision_sigmoid_focal_loss(torch.from_numpy(x), torch.from_numpy(t), **opts)
+        assert (torchvision[:2] == 0).all()
+    out = evaluate("sigmoid_focal_loss", x, t, opts, "none", 1.0)
+    expected = reference.compute("sigmoid_focal_loss", x, t, "none", **opts)
+    assert_close(out.loss, expected.loss, dtype, expected.loss_mag, "loss vs the twin")
+    assert_close(out.grad, expected.grad, dtype, expected.grad_mag, "grad vs the twin")
+    assert (out.loss > 0).all()
+
+
+def test_poisson_nll_rate_at_minus_eps(dtype):
+    """log_input=False with input + eps = 0 or below: the log's inf and nan, as PyTorch."""
+    eps = 0.25
+    x = np.array([-0.25, -1.0, 0.0, 2.0], dtype)
+    t = np.array([1.0, 2.0, 0.0, 3.0], dtype)
+    with np.errstate(all="ignore"):
+        assert_matches_torch("poisson_nll_loss", x, t, {"log_input": False, "eps": eps}, "none", 1.0,
+                             magnitude_from_reference=False)
 
 
 @pytest.mark.parametrize("name, opts", [("cross_entropy", {}), ("cross_entropy", {"label_smoothing": 0.1}),
