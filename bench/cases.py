@@ -82,6 +82,21 @@ def logits_and_classes(rng, shape, dtype):
     return x, rng.integers(0, shape[1], (shape[0],) + tuple(shape[2:]), dtype=np.int64)
 
 
+def scores_and_classes(rng, shape, dtype):
+    """multi_margin_loss: (N, C) scores and an int64 class index per row."""
+    return rng.standard_normal(shape, dtype=dtype), rng.integers(0, shape[1], shape[0], dtype=np.int64)
+
+
+def scores_and_label_lists(rng, shape, dtype, labels=5):
+    """multilabel_margin_loss: (N, C) scores and per row `labels` distinct classes, then -1."""
+    n, c = shape
+    t = np.full(shape, -1, dtype=np.int64)
+    base = rng.integers(0, c, n, dtype=np.int64)
+    k = min(labels, c)
+    t[:, :k] = (base[:, None] + np.arange(k) * max(1, c // k)) % c
+    return rng.standard_normal(shape, dtype=dtype), t
+
+
 def log_probs_and_classes(rng, shape, dtype):
     x, t = logits_and_classes(rng, shape, dtype)
     return np.log(_uniform(rng, shape, dtype, 0.01, 1.0)), t
@@ -195,6 +210,35 @@ def np_nll(x, t):
     return loss, grad
 
 
+def np_multi_margin(x, t):
+    n, c = x.shape
+    rows = np.arange(n)
+    z = 1 - x[rows, t][:, None] + x
+    z[rows, t] = 0
+    on = z > 0
+    grad = on / (n * c)
+    grad[rows, t] = -on.sum(axis=1) / (n * c)
+    return np.sum(z, where=on) / (n * c), grad.astype(x.dtype)
+
+
+def np_multilabel_margin(x, t):
+    n, c = x.shape
+    listed = np.cumprod(t >= 0, axis=1).astype(bool)
+    is_target = np.zeros(x.shape, bool)
+    r, k = np.nonzero(listed)
+    is_target[r, t[r, k]] = True
+    loss, grad = 0.0, np.zeros_like(x)
+    for k in range(int(listed.sum(axis=1).max(initial=0))):
+        rows = np.flatnonzero(listed[:, k])
+        tk = t[rows, k]
+        z = 1 - x[rows, tk][:, None] + x[rows]
+        on = (z > 0) & ~is_target[rows]
+        loss += np.sum(z, where=on)
+        grad[rows] += on
+        grad[rows, tk] -= on.sum(axis=1)
+    return loss / (n * c), grad / (n * c)
+
+
 # --- floor traffic: bytes the lossk calls must read + write at the least -------------------------
 
 def elementwise_traffic(x, t):
@@ -237,6 +281,7 @@ class Loss:
 ELEMENTWISE_SHAPES = {"large": ((2 ** 14, 2 ** 10), (64, 64)), "medium": ((2 ** 8, 2 ** 8), (16, 16))}
 CROSS_ENTROPY_SHAPES = {"large": ((8192, 1000), (64, 100)), "spatial": ((16, 21, 128, 128), (2, 21, 8, 8)),
                         "few classes": ((262144, 10), (256, 10)), "small": ((64, 10), (64, 10))}
+MARGIN_SHAPES = {"large": ((8192, 1000), (64, 100)), "few classes": ((262144, 10), (256, 10))}
 NLL_SHAPES = {"large": ((8, 21, 256, 256), (2, 21, 8, 8)), "large 2d": ((8192, 1000), (64, 100))}
 
 
@@ -256,6 +301,11 @@ LOSSES = {loss.name: loss for loss in [
     _elementwise("hinge_embedding_loss", signs, np_hinge_embedding, 3.0, margin=1.0),
     _elementwise("poisson_nll_loss", log_rates_and_counts, np_poisson_nll, 3.0),
     _elementwise("sigmoid_focal_loss", logits_and_labels, np_sigmoid_focal, 3.0, reduction="sum"),
+    Loss("multi_margin_loss", scores_and_classes, np_multi_margin, cross_entropy_traffic, MARGIN_SHAPES, 3.0),
+    Loss("multilabel_margin_loss", scores_and_label_lists, np_multilabel_margin, elementwise_traffic,
+         {"large": MARGIN_SHAPES["large"]}, 3.0),
+    Loss("multilabel_soft_margin_loss", logits_and_labels, np_bce_with_logits, elementwise_traffic,
+         ELEMENTWISE_SHAPES, 3.0),
     Loss("cross_entropy", logits_and_classes, np_cross_entropy, cross_entropy_traffic, CROSS_ENTROPY_SHAPES, 4.0),
     Loss("nll_loss", log_probs_and_classes, np_nll, nll_traffic, NLL_SHAPES, 3.0),
 ]}

@@ -48,6 +48,23 @@ cdef extern from "lossk.h" nogil:
         double total_weight
         int64_t bad_index
 
+    ctypedef struct lossk_margin_args:
+        int64_t n, c
+        const void *input
+        const int64_t *target
+        const void *target_values
+        const void *weight
+        int64_t weight_period
+        double margin
+        int p
+        int reduction
+        double divisor
+        void *loss
+        void *grad
+        const void *grad_output
+        double grad_scale
+        int64_t bad_index
+
     enum:
         LOSSK_CONV_AUTO
         LOSSK_CONV_DIRECT
@@ -139,5 +156,6 @@ cdef extern from "_kernel_table.h" nogil:
 
 ctypedef int (*elementwise_kernel)(lossk_elementwise_args *) noexcept nogil
 ctypedef int (*class_kernel)(lossk_class_args *) noexcept nogil
+ctypedef int (*margin_kernel)(lossk_margin_args *) noexcept nogil
 ctypedef int (*conv_kernel)(lossk_conv2d_args *) noexcept nogil
 ctypedef int (*linear_kernel)(lossk_linear_args *) noexcept nogil

@@ -28,7 +28,8 @@ cdef extern from "numpy/arrayobject.h":
 LOSS, GRAD, BOTH = 1, 2, 3
 
 # The argument struct each family's kernels take.
-cdef dict FAMILY_ARGS = {"elementwise": b"lossk_elementwise_args", "classification": b"lossk_class_args"}
+cdef dict FAMILY_ARGS = {"elementwise": b"lossk_elementwise_args", "classification": b"lossk_class_args",
+                         "margin": b"lossk_margin_args"}
 cdef dict KERNEL_IDS = {}
 
 
@@ -226,6 +227,29 @@ cdef object _grad_output(object grad_output, object input, tuple loss_shape, bin
     return g
 
 
+cdef tuple _outputs(int mode, object out, bint per_element, object x, tuple loss_shape, object grad_output,
+                    list sources, double *scale):
+    """(loss, grad, grad_output) of a call computing `mode`: the loss (an array shaped like the loss,
+    or a 0-d one), the gradient's buffer (out, checked against every array in `sources`, or a new
+    one shaped like x) and grad_output as an array (None: a scalar, in *scale; 1 for a fused call)."""
+    loss = grad = go = None
+    scale[0] = 1.0
+    if mode & LOSS:
+        if not per_element:
+            loss = cnp.PyArray_EMPTY(0, NULL, cnp.PyArray_TYPE(<cnp.ndarray>x), 0)
+        elif loss_shape == x.shape:
+            loss = _empty_like(x)
+        else:
+            loss = np.empty(loss_shape, x.dtype)
+    if mode & GRAD:
+        if mode != BOTH:
+            go = _grad_output(grad_output, x, loss_shape, per_element, scale)
+        grad = _grad_buffer(out, x, sources + [go])
+    elif out is not None:
+        raise TypeError("out: only the gradient functions take out")
+    return loss, grad, go
+
+
 cdef object _periodic(object w, object input, str name, int64_t *period):
     """A weight that broadcasts to input, as a contiguous array whose values repeat with *period
     along the flattened input; materialised at full size only when it does not repeat that way."""
@@ -287,24 +311,10 @@ def elementwise(input, target, reduction="mean", *, int64_t kernel, double param
     # mean: numel; batchmean: the batch size (PyTorch: input.size(0), 1 for 0-d input)
     a.divisor = <double>n if red == 1 else (<double>x.shape[0] if red == 3 and x.ndim > 0 else 1.0)
     a.bad_index = -1
-    loss = grad = None
-    if mode & LOSS:
-        loss = _empty_like(x) if red == 0 \
-            else cnp.PyArray_EMPTY(0, NULL, cnp.PyArray_TYPE(<cnp.ndarray>x), 0)
-    a.loss = _ptr(loss)
-    cdef double scale = 1.0
-    go = None
-    if mode & GRAD:
-        if mode == BOTH:
-            scale = 1.0
-        else:
-            go = _grad_output(grad_output, x, x.shape, red == 0, &scale)
-        grad = _grad_buffer(out, x, [input, target, x, y, w, pw, go])
-        a.grad_scale = scale / a.divisor if red != 0 else scale
-    elif out is not None:
-        raise TypeError("out: only the gradient functions take out")
-    a.grad = _ptr(grad)
-    a.grad_output = _ptr(go)
+    cdef double scale
+    loss, grad, go = _outputs(mode, out, red == 0, x, x.shape, grad_output, [input, target, x, y, w, pw], &scale)
+    a.loss, a.grad, a.grad_output = _ptr(loss), _ptr(grad), _ptr(go)
+    a.grad_scale = scale / a.divisor if red != 0 else scale
 
     cdef bint f32 = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
     cdef elementwise_kernel fn = <elementwise_kernel>(lossk_kernel_table[kernel].f32 if f32
@@ -449,23 +459,12 @@ def classification(input, target, reduction="mean", *, int64_t kernel, weight=No
     a.total_weight = 0
     a.bad_index = -1
 
-    loss = grad = None
-    if mode & LOSS:
-        loss = np.empty(_loss_shape(x), x.dtype) if red == 0 \
-            else cnp.PyArray_EMPTY(0, NULL, cnp.PyArray_TYPE(<cnp.ndarray>x), 0)
-    a.loss = _ptr(loss)
-    cdef double scale = 1.0
-    go = None
-    if mode & GRAD:
-        if mode != BOTH:
-            go = _grad_output(grad_output, x, _loss_shape(x), red == 0, &scale)
-        grad = _grad_buffer(out, x, [input, target, x, t, tp, w, go])
-        # a weighted mean is divided by the total weight inside the kernel
-        a.grad_scale = scale / a.divisor if red == 1 and soft else scale
-    elif out is not None:
-        raise TypeError("out: only the gradient functions take out")
-    a.grad = _ptr(grad)
-    a.grad_output = _ptr(go)
+    cdef double scale
+    loss, grad, go = _outputs(mode, out, red == 0, x, _loss_shape(x), grad_output, [input, target, x, t, tp, w],
+                              &scale)
+    a.loss, a.grad, a.grad_output = _ptr(loss), _ptr(grad), _ptr(go)
+    # a weighted mean is divided by the total weight inside the kernel
+    a.grad_scale = scale / a.divisor if red == 1 and soft else scale
 
     cdef bint f32 = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
     cdef int64_t k = prob_kernel if soft else kernel
@@ -476,6 +475,93 @@ def classification(input, target, reduction="mean", *, int64_t kernel, weight=No
     if err != LOSSK_OK:
         _raise(err, "target", None if t is None else t.reshape(_loss_shape(x)), a.bad_index,
                f"class indices must be in [0, {C}) or equal ignore_index ({ignore_index})")
+    return _result(mode, red == 0, loss, grad)
+
+
+cdef dict MARGIN_TARGETS = {"class": 0, "class_lists": 1, "values": 2}
+
+
+def margin(input, target, reduction="mean", *, int64_t kernel, str targets, int p=1, double margin=1.0,
+           weight=None, grad_output=1.0, int mode=LOSS, out=None):
+    """Loss and/or gradient of the margin loss `kernel` (a kernel_id), one loss per row of the
+    input's last axis (the classes), with targets of the kind `targets`: "class" (a class index per
+    row; input (C,) or (N, C)), "class_lists" (class indices shaped like the input, each row's list
+    ended by -1) or "values" (shaped like the input, any number of leading axes)."""
+    _checked_kernel(kernel, "margin")
+    cdef int kind = MARGIN_TARGETS[targets]
+    x = _float_input(input)
+    cdef int ndim = cnp.PyArray_NDIM(<cnp.ndarray>x)
+    if kind == 2 and ndim == 0:
+        raise ValueError("input: expected at least one axis (the classes, last), got a 0-d array")
+    if kind != 2 and ndim != 1 and ndim != 2:
+        raise ValueError(f"input: expected shape (C,) or (N, C), got {x.shape}")
+    cdef int red = _reduction(reduction, REDUCTIONS)
+    cdef int64_t C = x.shape[ndim - 1]
+    if C == 0 and kind != 2:
+        raise ValueError(f"input: the class dimension is empty (shape {x.shape})")
+    loss_shape = x.shape[:-1]
+    cdef int64_t N = 1
+    for d in loss_shape:
+        N *= d
+    x = _native_c(x)
+
+    t = tv = None
+    if kind == 2:
+        tv = _same_dtype(target, x, "target")
+        if not _same_shape(<cnp.ndarray>tv, <cnp.ndarray>x):
+            raise ValueError(f"target: expected shape {x.shape} like input, got {tv.shape}")
+    else:
+        tarr = target if isinstance(target, np.ndarray) else np.asarray(target)
+        if not cnp.PyArray_ISINTEGER(<cnp.ndarray>tarr):
+            raise TypeError(f"target: expected class indices of an integer dtype, got dtype {tarr.dtype}")
+        want = loss_shape if kind == 0 else x.shape
+        if tarr.shape != want:
+            raise ValueError(f"target: expected class indices of shape {want} for input of shape {x.shape}, "
+                             f"got {tarr.shape}")
+        t = _class_indices(tarr)
+
+    w = None
+    cdef int64_t wp = 0
+    if weight is not None and kind == 2:
+        w = _periodic(weight, x, "weight", &wp)
+        if N * C == 0:          # nothing to weigh
+            w = None
+        elif wp % C != 0:       # one value for every element: as one row of them
+            w = np.full(C, w[0], x.dtype)
+            wp = C
+    elif weight is not None:
+        w = _like(weight, x, "weight")
+        if w.shape != (C,):
+            raise ValueError(f"weight: expected shape ({C},), one weight per class, got {w.shape}")
+
+    cdef lossk_margin_args a
+    a.n = N
+    a.c = C
+    a.input = cnp.PyArray_DATA(<cnp.ndarray>x)
+    a.target = <const int64_t *>_ptr(t)
+    a.target_values = _ptr(tv)
+    a.weight = _ptr(w)
+    a.weight_period = wp
+    a.margin = margin
+    a.p = p
+    a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
+    a.divisor = <double>N if red == 1 else 1.0
+    a.bad_index = -1
+
+    cdef double scale
+    loss, grad, go = _outputs(mode, out, red == 0, x, loss_shape, grad_output, [input, target, x, t, tv, w], &scale)
+    a.loss, a.grad, a.grad_output = _ptr(loss), _ptr(grad), _ptr(go)
+    a.grad_scale = scale / a.divisor if red == 1 else scale
+
+    cdef bint f32 = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
+    cdef margin_kernel fn = <margin_kernel>(lossk_kernel_table[kernel].f32 if f32 else lossk_kernel_table[kernel].f64)
+    cdef int err
+    with nogil:
+        err = fn(&a)
+    if err != LOSSK_OK:
+        _raise(err, "target", t, a.bad_index,
+               f"class indices must be in [0, {C})" if kind == 0
+               else f"class indices must be in [0, {C}), or -1 to end a row's list")
     return _result(mode, red == 0, loss, grad)
 
 

@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
-ELEMENTWISE, CLASSIFICATION = "elementwise", "classification"
+ELEMENTWISE, CLASSIFICATION, MARGIN = "elementwise", "classification", "margin"
 
 
 @dataclass(frozen=True)
 class Loss:
     name: str               # torch.nn.functional's name: lossk.NAME, NAME_grad, NAME_with_grad
     module: str             # torch.nn's module name: lossk.nn.MODULE
-    family: str             # ELEMENTWISE (target shaped like input) or CLASSIFICATION (class axis 1)
+    family: str             # ELEMENTWISE (target shaped like input), CLASSIFICATION (class axis 1) or
+                            # MARGIN (a loss per row of the last axis)
     kernel: str             # the kernel's name in src/lossk.h (lossk_KERNEL_f32, lossk_KERNEL_f64)
     options: Tuple[Tuple[str, object], ...]   # (name, default) in PyTorch's order, reduction among them
     doc: str
@@ -35,6 +36,8 @@ class Loss:
     prob_kernel: str = ""   # CLASSIFICATION: the kernel for probability targets ("": refused)
     domain_check: str = ""  # ELEMENTWISE: a kernel checking the inputs' domain, run before writing into out=
     domain: str = ""        # what that domain is, for the error message
+    targets: str = ""       # MARGIN: "class" (an index per row), "class_lists" (indices shaped like
+                            # the input, each row's list ended by -1) or "values" (shaped like the input)
 
     def parameters(self, extra=()):
         """The options (and `extra`) as Python parameters with their defaults: 'reduction="mean", ...'."""
@@ -94,6 +97,14 @@ def _sigmoid_focal(alpha, gamma):
     gamma = _non_negative("gamma", _number("gamma", gamma), allow_zero=True)
     # torchvision weighs by alpha when alpha >= 0 (so not for nan); the kernel when alpha is not < 0
     return {"param": gamma, "param2": alpha if alpha >= 0 else -1.0}
+
+
+def _multi_margin(p, margin, weight):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"p: expected 1 or 2, got {type(p).__name__}")
+    if p not in (1, 2):
+        raise ValueError(f"p: expected 1 or 2, got {p}")
+    return {"p": int(p), "margin": _number("margin", margin), "weight": weight}
 
 
 REDUCTION = ("reduction", "mean")
@@ -176,6 +187,42 @@ LOSSES = (
     ValueError.
     """,
          prepare=_sigmoid_focal),
+    Loss("multi_margin_loss", "MultiMarginLoss", MARGIN, "multi_margin",
+         (("p", 1), ("margin", 1.0), WEIGHT, REDUCTION),
+         """Multi-class hinge loss: for each row of ``input`` (C,) or (N, C) with class index
+    ``target``, ``sum over i != target of weight[target] * max(0, margin - input[target] +
+    input[i])**p / C``, ``p`` 1 or 2. "mean" divides by the number of rows (not by the weights).
+
+    As in PyTorch, a term whose margin is nan counts as not positive: it adds nothing to the loss
+    or the gradient. A class index outside [0, C) raises ValueError naming the value and its
+    position. Deliberate differences: over zero rows the mean is nan and the sum 0 (PyTorch returns
+    an uninitialised value for both), 0-d input is refused, and class indices may be of any
+    integer dtype.
+    """,
+         prepare=_multi_margin, targets="class"),
+    Loss("multilabel_margin_loss", "MultiLabelMarginLoss", MARGIN, "multilabel_margin", (REDUCTION,),
+         """Multi-label hinge loss: ``target`` holds class indices shaped like ``input`` (C,) or
+    (N, C); each row's targets are its indices up to the first -1. A row's loss is ``sum over its
+    targets j and the classes i not among them of max(0, 1 - input[j] + input[i]) / C`` (a target
+    listed twice counts twice, as in PyTorch). "mean" divides by the number of rows.
+
+    Every index must be in [-1, C), also after the first -1 (as PyTorch checks); one outside
+    raises ValueError naming the value and its position. A nan margin adds nothing, as in PyTorch.
+    Deliberate differences as :func:`multi_margin_loss`'s.
+    """,
+         targets="class_lists"),
+    Loss("multilabel_soft_margin_loss", "MultiLabelSoftMarginLoss", MARGIN, "multilabel_soft_margin",
+         (WEIGHT, REDUCTION),
+         """Multi-label logistic loss: for each row of the last axis of ``input`` (..., C), with
+    targets in [0, 1] shaped like it, ``-mean over i of weight[i] * (target[i] * log sigmoid(input[i])
+    + (1 - target[i]) * log sigmoid(-input[i]))``; reduction "none" gives shape ``input.shape[:-1]``.
+
+    ``weight`` broadcasts to the input. Computed as ``t softplus(-x) + (1 - t) softplus(x)`` with
+    the shared ``log1p(exp(-|x|))`` taken once; infinite logits give PyTorch's inf and nan.
+    Deliberate differences: ``target`` must have the input's dtype and shape, and ``weight`` must
+    broadcast to the input's shape (PyTorch lets it broadcast the loss to a larger shape).
+    """,
+         targets="values"),
     Loss("cross_entropy", "CrossEntropyLoss", CLASSIFICATION, "cross_entropy",
          (WEIGHT, ("ignore_index", -100), REDUCTION, ("label_smoothing", 0.0)),
          """Cross-entropy of logits: ``log_softmax`` over the class axis, then NLL.
@@ -216,7 +263,7 @@ _STUB_TYPES = {
     "reduction": "_Reduction", "weight": "Optional[ArrayLike]", "pos_weight": "Optional[ArrayLike]",
     "ignore_index": "int", "label_smoothing": "float", "beta": "float", "delta": "float",
     "log_target": "bool", "margin": "float", "log_input": "bool", "full": "bool", "eps": "float",
-    "alpha": "float", "gamma": "float", "grad_output": "Union[float, ArrayLike]", "out": "Optional[_Array]",
+    "alpha": "float", "gamma": "float", "p": "int", "grad_output": "Union[float, ArrayLike]", "out": "Optional[_Array]",
 }
 _STUB_RETURNS = {"": "_LossValue", "_grad": "_Array", "_with_grad": "Tuple[_LossValue, _Array]"}
 _STUB_HEAD = '''"""Types of lossk.functional; generated by lossk/_losses.py from its loss table."""

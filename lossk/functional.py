@@ -20,12 +20,12 @@ The functions are generated from the loss table in ``lossk/_losses.py``.
 """
 from . import _core
 from ._core import BOTH, GRAD, LOSS
-from ._losses import CLASSIFICATION, ELEMENTWISE, LOSSES, SUFFIXES, define
+from ._losses import CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN, SUFFIXES, define
 
 __all__ = [loss.name + suffix for loss in LOSSES for suffix in SUFFIXES]
 
 _MODES = {"": LOSS, "_grad": GRAD, "_with_grad": BOTH}
-_BINDINGS = {ELEMENTWISE: _core.elementwise, CLASSIFICATION: _core.classification}
+_BINDINGS = {ELEMENTWISE: _core.elementwise, CLASSIFICATION: _core.classification, MARGIN: _core.margin}
 
 
 def _fixed_keywords(loss):
@@ -35,6 +35,8 @@ def _fixed_keywords(loss):
         if loss.domain_check:
             fixed += f", domain_check={_core.kernel_id(loss.domain_check, ELEMENTWISE)}, domain={loss.domain!r}"
         return fixed
+    if loss.family == MARGIN:
+        return f", targets={loss.targets!r}"
     prob = _core.kernel_id(loss.prob_kernel, CLASSIFICATION) if loss.prob_kernel else -1
     return f", name={loss.name!r}, prob_kernel={prob}"
 

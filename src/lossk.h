@@ -95,6 +95,37 @@ typedef struct lossk_class_args {
     int64_t bad_index;              /* out: first position with an invalid class index (LOSSK_ERR_TARGET) */
 } lossk_class_args;
 
+/* Margin losses over rows (margin.c): input (N, C), row n at n * C, one loss per row: the sum of
+ * the row's C terms (in double) divided by C. Reduced loss = sum over rows / divisor.
+ *  - multi_margin: target N class indices in [0, C); terms max(0, margin - x_t + x_i)^p over
+ *    i != t, times weight[t] (C class weights) when given; p is 1 or 2.
+ *  - multilabel_margin: target N * C indices in [-1, C), each row a list of its target classes
+ *    ended by the first -1 (a row of C indices has no -1); terms max(0, 1 - x_j + x_i) for each
+ *    listed j (repeats count again) and each i not listed.
+ *  - multilabel_soft_margin: target_values N * C values; terms the binary cross-entropy of logits
+ *    t_i softplus(-x_i) + (1 - t_i) softplus(x_i), times weight[(n * C + i) % weight_period]
+ *    when given (weight_period a multiple of C).
+ * A margin term that is not > 0 (nan included) contributes nothing, to the loss or the gradient.
+ * A class index outside its range gives LOSSK_ERR_TARGET, with bad_index its flat position.
+ * multilabel_margin allocates C bytes of scratch per block of rows (LOSSK_ERR_NOMEM if it cannot). */
+typedef struct lossk_margin_args {
+    int64_t n, c;
+    const void *input;
+    const int64_t *target;          /* multi_margin, multilabel_margin */
+    const void *target_values;      /* multilabel_soft_margin */
+    const void *weight;             /* NULL, or as said above */
+    int64_t weight_period;
+    double margin;                  /* multi_margin */
+    int p;                          /* multi_margin: 1 or 2 */
+    int reduction;                  /* enum lossk_reduction */
+    double divisor;
+    void *loss;                     /* NULL, N values (NONE) or 1 value (SUM) */
+    void *grad;                     /* NULL, or N * C values */
+    const void *grad_output;        /* NULL, or N values */
+    double grad_scale;
+    int64_t bad_index;              /* out: the first out-of-range class index (LOSSK_ERR_TARGET) */
+} lossk_margin_args;
+
 /* Layers of a convolutional network (layers.c). Activations are NCHW, weights in PyTorch's
  * layouts; every parameter gradient is ADDED to what its buffer holds (zero it to start).
  *
@@ -195,6 +226,9 @@ typedef struct lossk_relu_args {
     X(cross_entropy, lossk_class_args) \
     X(cross_entropy_prob, lossk_class_args) \
     X(nll, lossk_class_args) \
+    X(multi_margin, lossk_margin_args) \
+    X(multilabel_margin, lossk_margin_args) \
+    X(multilabel_soft_margin, lossk_margin_args) \
     X(conv2d_forward, lossk_conv2d_args) \
     X(conv2d_backward_input, lossk_conv2d_args) \
     X(conv2d_backward_weight, lossk_conv2d_args) \

@@ -6,10 +6,11 @@ from typing import Callable
 import numpy as np
 
 import lossk
-from lossk._losses import BY_NAME, CLASSIFICATION, ELEMENTWISE, LOSSES
+from lossk._losses import BY_NAME, CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN
 
 ELEMENTWISE_LOSSES = [loss.name for loss in LOSSES if loss.family == ELEMENTWISE]
 CLASSIFICATION_LOSSES = [loss.name for loss in LOSSES if loss.family == CLASSIFICATION]
+MARGIN_LOSSES = [loss.name for loss in LOSSES if loss.family == MARGIN]
 
 
 def functions(name):
@@ -259,6 +260,80 @@ CLASSIFICATION_SHAPES = [((5,), "strided"), ((6, 4), "transposed"), ((6, 4), "co
                          ((2, 3, 2, 3, 2), "contiguous")]
 
 
+# --- margin losses: one loss per row of the last axis ------------------------------------------
+
+def scores_and_classes(rng, shape, dtype):
+    """multi_margin_loss: scores (about half the margins active) and a class index per row."""
+    return rng.normal(0, 1, shape).astype(dtype), rng.integers(0, shape[-1], shape[:-1])
+
+
+def scores_and_class_lists(rng, shape, dtype):
+    """multilabel_margin_loss: per row a list of 0 to C distinct classes (a repeat now and then),
+    ended by -1 when shorter than C, followed by arbitrary indices in [-1, C)."""
+    C = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    t = rng.integers(-1, C, (rows, C))
+    for row in t:
+        k = int(rng.integers(0, C + 1))
+        row[:k] = rng.permutation(C)[:k]
+        if 1 < k and rng.random() < 0.3:
+            row[k - 1] = row[0]
+        if k < C:
+            row[k] = -1
+    return rng.normal(0, 1, shape).astype(dtype), t.reshape(shape)
+
+
+def logits_and_label_sets(rng, shape, dtype):
+    """multilabel_soft_margin_loss: logits and targets in [0, 1], most of them exactly 0 or 1."""
+    t = rng.uniform(0, 1, shape)
+    t = np.where(rng.random(shape) < 0.7, np.round(t), t)
+    return rng.normal(0, 3, shape).astype(dtype), t.astype(dtype)
+
+
+def row_class_weight(rng, shape, dtype):
+    return rng.uniform(0.2, 2.0, shape[-1]).astype(dtype)
+
+
+MARGIN_CASES = [
+    Case("multi_margin", "multi_margin_loss", scores_and_classes),
+    Case("multi_margin-p2", "multi_margin_loss", scores_and_classes, {"p": 2}),
+    Case("multi_margin-margin0.3-w", "multi_margin_loss", scores_and_classes, {"margin": 0.3},
+         {"weight": row_class_weight}),
+    Case("multi_margin-p2-margin-0.5-w", "multi_margin_loss", scores_and_classes, {"p": 2, "margin": -0.5},
+         {"weight": row_class_weight}),
+    Case("multilabel_margin", "multilabel_margin_loss", scores_and_class_lists),
+    Case("multilabel_soft_margin", "multilabel_soft_margin_loss", logits_and_label_sets),
+    Case("multilabel_soft_margin-w_last", "multilabel_soft_margin_loss", logits_and_label_sets,
+         arrays={"weight": _weight("last")}),
+    Case("multilabel_soft_margin-w_full", "multilabel_soft_margin_loss", logits_and_label_sets,
+         arrays={"weight": _weight("full")}),
+    Case("multilabel_soft_margin-w_lead", "multilabel_soft_margin_loss", logits_and_label_sets,
+         arrays={"weight": _weight("lead")}),
+    Case("multilabel_soft_margin-w_scalar", "multilabel_soft_margin_loss", logits_and_label_sets,
+         arrays={"weight": _weight("scalar")}),
+]
+
+
+def takes_rank(case, ndim):
+    """multi_margin_loss and multilabel_margin_loss take (C,) and (N, C) input only."""
+    return ndim >= 1 and (ndim <= 2 or BY_NAME[case.name].targets == "values")
+
+
+# unbatched, rows (one class; SIMD tails; more classes than a chunk of the kernel) and, for
+# multilabel_soft_margin_loss, leading axes
+MARGIN_SHAPES = [((5,), "strided"), ((6, 4), "transposed"), ((6, 4), "contiguous"), ((3, 1), "strided"),
+                 ((9, 33), "strided"), ((2, 1100), "contiguous"), ((2, 3, 5), "transposed"),
+                 ((2, 3, 2, 5), "strided")]
+
+
+def margin_params(cases, shapes):
+    """pytest params (case, reduction, shape, layout) for the shapes each case takes."""
+    import pytest
+
+    return [pytest.param(c, r, shape, layout, id=f"{c.id}-{r}-{shape_id(shape)}-{layout}")
+            for c in cases for r in c.reductions() for shape, layout in shapes if takes_rank(c, len(shape))]
+
+
 def shape_id(shape):
     return "x".join(map(str, shape)) if shape else "0d"
 
@@ -393,6 +468,26 @@ def check_large_output_matches_chunks(case, shape, dtype, chunk, seed):
     assert grad is out and np.isnan(buf[0])
     assert_close(grad, 2 * grad_expected, dtype, what="fused grad into out")
     assert_close(loss, np.sum(loss_expected), dtype, np.sum(np.abs(loss_expected)), "fused loss")
+
+
+GRAD_ONLY = ("out", "grad_output")
+
+
+def check_rejected(name, make, exc, match):
+    """Bad arguments (make() -> (input, target, options)) raise `exc` naming the argument (`match`)
+    from every entry point that takes them (out= and grad_output: the gradient's), and nothing
+    (input, target, options, out) is modified."""
+    import pytest
+    from helpers import unmodified
+
+    x, t, opts = make()
+    f, f_grad, f_with_grad = functions(name)
+    for fn in [f_grad] if any(k in opts for k in GRAD_ONLY) else [f, f_grad, f_with_grad]:
+        kw = dict(opts)
+        if isinstance(kw.get("out"), np.ndarray) and kw["out"].flags.writeable and kw["out"] is not x:
+            kw["out"][...] = 777.0          # a sentinel that must survive
+        with unmodified(x, t, *kw.values()), pytest.raises(exc, match=match):
+            fn(x, t, **kw)
 
 
 UNUSUAL = ["byteswapped", "misaligned", "broadcast"]

@@ -345,8 +345,112 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean", gr
     return _classification(input, target, weight, ignore_index, reduction, 0.0, grad_output, nll=True)
 
 
+# --- margin losses: one loss per row of the last axis (the classes) --------------------------------
+
+def _multi_margin(x, t, p=1, margin=1.0, weight=None):
+    # sum over i != t of w_t max(0, margin - x_t + x_i)^p; PyTorch adds a term only where z > 0
+    # (so a nan z adds nothing)
+    N, C = x.shape
+    t = np.asarray(t, dtype=np.int64).reshape(N)
+    assert ((0 <= t) & (t < C)).all()
+    rows = np.arange(N)
+    xt = x[rows, t][:, None]
+    with np.errstate(invalid="ignore"):
+        z = (margin - xt) + x
+        on = (z > 0) & (np.arange(C)[None, :] != t[:, None])
+    z_mag = abs(margin) + np.abs(xt) + np.abs(x)
+    wt = (np.ones(C) if weight is None else _f64(weight))[t][:, None]
+    h = np.where(on, z ** p, 0.0)
+    h_mag = np.where(on, z_mag ** p, 0.0)
+    d = np.where(on, wt * (1.0 if p == 1 else 2 * z), 0.0)
+    d_mag = np.where(on, np.abs(wt) * (1.0 if p == 1 else 2 * z_mag), 0.0)
+    d[rows, t] = -np.sum(d, axis=1)
+    d_mag[rows, t] = np.sum(d_mag, axis=1)
+    return (wt[:, 0] * np.sum(h, axis=1), np.abs(wt[:, 0]) * np.sum(h_mag, axis=1), d, d_mag)
+
+
+def _multilabel_margin(x, t):
+    # each row's targets: its indices up to the first -1; sum over listed j (repeats again) and
+    # unlisted i of max(0, 1 - x_j + x_i), a term only where it is > 0
+    N, C = x.shape
+    t = np.asarray(t, dtype=np.int64).reshape(N, C)
+    assert ((-1 <= t) & (t < C)).all()
+    loss, loss_mag = np.zeros(N), np.zeros(N)
+    d, d_mag = np.zeros((N, C)), np.zeros((N, C))
+    for n in range(N):
+        listed = []
+        for v in t[n]:
+            if v < 0:
+                break
+            listed.append(int(v))
+        unlisted = np.ones(C, dtype=bool)
+        unlisted[listed] = False
+        for j in listed:
+            with np.errstate(invalid="ignore"):
+                z = (1 - x[n, j]) + x[n]
+                on = (z > 0) & unlisted
+            loss[n] += np.sum(z[on])
+            loss_mag[n] += np.sum(1 + abs(x[n, j]) + np.abs(x[n][on]))
+            d[n, on] += 1
+            d[n, j] -= np.count_nonzero(on)
+            d_mag[n, on] += 1
+            d_mag[n, j] += np.count_nonzero(on)
+    return loss, loss_mag, d, d_mag
+
+
+def _multilabel_soft_margin(x, t, weight=None):
+    # -(t log sigmoid(x) + (1 - t) log sigmoid(-x)) per element, times the weight, summed per row
+    with np.errstate(invalid="ignore", over="ignore"):
+        log_sig = np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))          # log sigmoid(x)
+        log_sig_neg = np.minimum(-x, 0) - np.log1p(np.exp(-np.abs(x)))     # log sigmoid(-x)
+        a, b = -t * log_sig, -(1 - t) * log_sig_neg
+        terms, mags = a + b, np.abs(a) + np.abs(b)
+        grad = (1 - t) * _sigmoid(x) - t * _sigmoid(-x)
+        gmag = np.abs((1 - t) * _sigmoid(x)) + np.abs(t * _sigmoid(-x))
+    w = 1.0 if weight is None else np.broadcast_to(_f64(weight), x.shape)
+    with np.errstate(invalid="ignore"):
+        terms, mags, grad, gmag = terms * w, mags * np.abs(w), grad * w, gmag * np.abs(w)
+    return np.sum(terms, axis=-1), np.sum(mags, axis=-1), grad, gmag
+
+
+MARGIN = {
+    "multi_margin_loss": _multi_margin,
+    "multilabel_margin_loss": _multilabel_margin,
+    "multilabel_soft_margin_loss": _multilabel_soft_margin,
+}
+
+
+def margin(name, input, target, reduction="mean", grad_output=1.0, **options):
+    """The margin loss `name`: each row of the last axis's terms summed and divided by C."""
+    x = _f64(input)
+    assert x.ndim >= 1 and reduction in REDUCTIONS
+    C = x.shape[-1]
+    loss_shape = x.shape[:-1]
+    rows = x.reshape(int(np.prod(loss_shape, dtype=np.int64)), C)
+    t = np.asarray(target)
+    t = _f64(t).reshape(rows.shape) if name == "multilabel_soft_margin_loss" else t
+    if name == "multilabel_soft_margin_loss" and isinstance(options.get("weight"), np.ndarray):
+        options = dict(options, weight=np.broadcast_to(_f64(options["weight"]), x.shape).reshape(rows.shape))
+    terms, mags, dterms, dmags = MARGIN[name](rows, t, **options)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        terms, mags, dterms, dmags = terms / C, mags / C, dterms / C, dmags / C
+    go = np.asarray(grad_output, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        if reduction == "none":
+            loss, loss_mag = terms.reshape(loss_shape), mags.reshape(loss_shape)
+            scale = np.broadcast_to(go, loss_shape).reshape(-1, 1)
+        else:
+            div = np.float64(rows.shape[0] if reduction == "mean" else 1)
+            loss, loss_mag = float(np.sum(terms) / div), float(np.sum(mags) / div)
+            scale = go / div
+        grad, grad_mag = (dterms * scale).reshape(x.shape), (dmags * np.abs(scale)).reshape(x.shape)
+    return Result(loss, grad, loss_mag, grad_mag)
+
+
 def compute(name, input, target, reduction="mean", grad_output=1.0, **options):
     """Any loss by its lossk name."""
+    if name in MARGIN:
+        return margin(name, input, target, reduction=reduction, grad_output=grad_output, **options)
     if name == "cross_entropy":
         return cross_entropy(input, target, reduction=reduction, grad_output=grad_output, **options)
     if name == "nll_loss":

@@ -12,7 +12,7 @@ import pytest
 import lossk
 import reference
 from helpers import DTYPES, assert_close
-from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, functions
+from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, functions, takes_rank
 
 ISAS = ["baseline", "avx2", "avx512", "avx512zen"]
 LEVEL = {"baseline": 0, "avx2": 1, "avx512": 2, "avx512zen": 2}  # avx512zen: AVX-512 tuned for AMD Zen
@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # (case, shape): small and SIMD-ragged shapes, plus some large enough to run in parallel
 EW_SHAPES = [(67, 131), (300, 257)]
 CLASS_SHAPES = [(37, 13), (3, 7, 5, 11), (512, 100)]
+MARGIN_SHAPES = [(37, 13), (300, 100), (3, 7, 21)]
 
 
 def workload():
@@ -35,6 +36,11 @@ def workload():
         for shape in CLASS_SHAPES:
             for dtype in DTYPES:
                 x, t, opts = case.build(np.random.default_rng(100 + i), shape, dtype)
+                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, x, t, opts)
+    for i, case in enumerate(MARGIN_CASES):
+        for shape in filter(lambda shape: takes_rank(case, len(shape)), MARGIN_SHAPES):
+            for dtype in DTYPES:
+                x, t, opts = case.build(np.random.default_rng(200 + i), shape, dtype)
                 items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, x, t, opts)
     return items
 

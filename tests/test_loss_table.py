@@ -10,9 +10,9 @@ import pytest
 import lossk
 import reference
 from helpers import bench_cases
-from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES
+from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES
 from lossk import _core, _losses
-from lossk._losses import ELEMENTWISE, LOSSES, SUFFIXES
+from lossk._losses import CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN, SUFFIXES
 
 NAMES = [loss.name for loss in LOSSES]
 
@@ -57,9 +57,9 @@ def test_signatures_are_pytorchs(loss):
 def test_kernels_exist_and_take_the_family_arguments(loss):
     for kernel in filter(None, (loss.kernel, loss.prob_kernel, loss.domain_check)):
         assert _core.kernel_id(kernel, loss.family) >= 0
-    other = "classification" if loss.family == ELEMENTWISE else "elementwise"
-    with pytest.raises(TypeError, match="arguments"):
-        _core.kernel_id(loss.kernel, other)
+    for other in {ELEMENTWISE, CLASSIFICATION, MARGIN} - {loss.family}:
+        with pytest.raises(TypeError, match="arguments"):
+            _core.kernel_id(loss.kernel, other)
 
 
 def test_unknown_kernels_and_indices_are_refused():
@@ -77,8 +77,11 @@ def test_every_loss_has_its_twin_cases_and_benchmark(loss):
     if loss.family == ELEMENTWISE:
         assert loss.name in reference.ELEMENTWISE
         assert any(case.name == loss.name for case in ELEMENTWISE_CASES)
+    elif loss.family == MARGIN:
+        assert loss.name in reference.MARGIN and loss.targets in ("class", "class_lists", "values")
+        assert any(case.name == loss.name for case in MARGIN_CASES)
     else:
-        assert callable(getattr(reference, loss.name))
+        assert loss.family == CLASSIFICATION and callable(getattr(reference, loss.name))
         assert any(case.name == loss.name for case in CLASSIFICATION_CASES)
     assert loss.name in bench_cases().LOSSES
 

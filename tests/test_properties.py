@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 import reference
 from helpers import DTYPES
-from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, check_outputs, evaluate
+from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, check_outputs, evaluate, takes_rank
+from lossk._losses import BY_NAME, CLASSIFICATION
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -42,7 +43,7 @@ def run_case(case, shape, dtype, layout, reduction, seed, loss_shape, grad_outpu
     x, t, opts = case.build(rng, shape, dtype)
     if reduction == "none":
         go = rng.normal(0, 2, grad_output_shape).astype(dtype)
-        if t.dtype.kind in "iu":   # never read at ignored positions, as in PyTorch
+        if BY_NAME[case.name].family == CLASSIFICATION and t.dtype.kind in "iu":  # not read where ignored, as PyTorch
             go = np.where(t == case.options.get("ignore_index", -100), np.nan, go).astype(dtype)
         go = in_layout(go, layout)
     else:
@@ -88,3 +89,25 @@ def test_classification_matches_twin(data, case, shape, dtype, seed):
     reduction = data.draw(st.sampled_from(case.reductions()), "reduction")
     loss_shape = () if len(shape) == 1 else shape[:1] + shape[2:]
     run_case(case, shape, dtype, layout, reduction, seed, loss_shape, loss_shape)
+
+
+@st.composite
+def margin_cases_and_shapes(draw):
+    """A margin case and a shape it takes: (C,) or (N, C), and for multilabel_soft_margin_loss up to
+    two more leading axes; C >= 1."""
+    case = draw(st.sampled_from(MARGIN_CASES))
+    c = draw(st.integers(1, 12))
+    lead = tuple(draw(st.lists(st.integers(0, 7), min_size=0, max_size=3)))
+    while not takes_rank(case, len(lead) + 1):
+        lead = lead[1:]
+    return case, lead + (c,)
+
+
+@SETTINGS
+@given(data=st.data(), case_shape=margin_cases_and_shapes(), dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2**32 - 1))
+def test_margin_matches_twin(data, case_shape, dtype, seed):
+    case, shape = case_shape
+    layout = data.draw(layouts(len(shape)), "layout")
+    reduction = data.draw(st.sampled_from(case.reductions()), "reduction")
+    run_case(case, shape, dtype, layout, reduction, seed, shape[:-1], shape[:-1])

@@ -10,8 +10,8 @@ import pytest
 import lossk
 import reference
 from helpers import assert_close, bench_cases, relayout
-from loss_specs import (CLASSIFICATION_CASES, ELEMENTWISE_CASES, evaluate, prob_targets, shape_id, shapes_and_layouts,
-                        with_reductions)
+from loss_specs import (CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, evaluate, margin_params, prob_targets,
+                        shape_id, shapes_and_layouts, with_reductions)
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -95,6 +95,17 @@ def test_reference_twin_matches_torch(case, reduction, rng):
     assert_close(ref.grad, grad, np.float64, ref.grad_mag, "reference grad vs torch")
 
 
+@pytest.mark.parametrize("case, reduction, shape, layout",
+                         margin_params(MARGIN_CASES, [((5, 7), "contiguous"), ((2, 3, 6), "contiguous")]))
+def test_margin_reference_twin_matches_torch(case, reduction, shape, layout, rng):
+    x, t, opts = case.build(rng, shape, np.float64)
+    go = rng.normal(size=shape[:-1]) if reduction == "none" else -1.5
+    ref = reference.compute(case.name, x, t, reduction, grad_output=go, **opts)
+    loss, grad = torch_loss_and_grad(case.name, x, t, opts, reduction, go)
+    assert_close(ref.loss, loss, np.float64, ref.loss_mag, "reference loss vs torch")
+    assert_close(ref.grad, grad, np.float64, ref.grad_mag, "reference grad vs torch")
+
+
 # --- many shapes and options ----------------------------------------------------------------
 
 def ew_grad_output(rng, reduction, shape, dtype, layout):
@@ -133,6 +144,68 @@ def test_classification_matches_torch(case, reduction, shape, layout, dtype, rng
     x, t = relayout(x, layout), relayout(t, layout)
     opts = {k: relayout(v, layout) for k, v in opts.items()}
     assert_matches_torch(case.name, x, t, opts, reduction, go)
+
+
+MARGIN_SHAPES = [((5,), "strided"), ((6, 4), "contiguous"), ((9, 33), "transposed"), ((1, 1), "contiguous"),
+                 ((3, 2), "strided"), ((2, 3, 5), "strided"), ((2, 1, 3, 4), "transposed")]
+
+
+@pytest.mark.parametrize("case, reduction, shape, layout", margin_params(MARGIN_CASES, MARGIN_SHAPES))
+def test_margin_matches_torch(case, reduction, shape, layout, dtype, rng):
+    x, t, opts = case.build(rng, shape, dtype)
+    go = relayout(rng.normal(0, 2, shape[:-1]).astype(dtype), layout) if reduction == "none" else 0.625
+    x, t = relayout(x, layout), relayout(t, layout)
+    opts = {k: relayout(v, layout) for k, v in opts.items()}
+    assert_matches_torch(case.name, x, t, opts, reduction, go)
+
+
+NAN, INF = float("nan"), float("inf")
+MARGIN_NONFINITE = np.array([[NAN, 0.3, 1.0, -1.0], [1.0, 0.0, 0.5, 2.0], [INF, 0.0, 0.5, 0.0], [0.0, INF, 0.5, 0.0],
+                             [-INF, 1.0, 2.0, INF], [INF, INF, 0.5, -INF]])
+MARGIN_NONFINITE_TARGETS = {
+    "multi_margin_loss": np.array([1, 0, 1, 1, 2, 0]),
+    "multilabel_margin_loss": np.array([[1, -1, 0, 0], [0, -1, 3, 3], [1, 2, -1, 0], [1, -1, 0, 0], [3, 2, -1, 2],
+                                        [0, 3, -1, -1]]),
+    "multilabel_soft_margin_loss": np.array([[1.0, 0.0, 0.5, 1.0], [0.0, 1.0, 0.5, 0.0], [1.0, 0.0, 0.5, 0.0],
+                                             [0.0, 1.0, 0.0, 1.0], [1.0, 0.5, 0.0, 0.0], [0.5, 0.0, 1.0, 1.0]]),
+}
+
+
+@pytest.mark.parametrize("name, opts", [("multi_margin_loss", {}), ("multi_margin_loss", {"p": 2, "margin": 0.5}),
+                                        ("multilabel_margin_loss", {}), ("multilabel_soft_margin_loss", {})],
+                         ids=["multi_margin", "multi_margin-p2", "multilabel_margin", "multilabel_soft_margin"])
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_margin_non_finite_inputs(name, opts, reduction, dtype):
+    """nan and infinite scores: a nan margin adds nothing, an infinite one inf (PyTorch's
+    `if (z > 0)`); the soft margin's inf and nan where PyTorch's logsigmoid gives them."""
+    x = MARGIN_NONFINITE.astype(dtype)
+    t = MARGIN_NONFINITE_TARGETS[name]
+    t = t.astype(dtype) if t.dtype.kind == "f" else t
+    assert_matches_torch(name, x, t, opts, reduction, 1.0, magnitude_from_reference=False)
+
+
+@pytest.mark.parametrize("name", ["multi_margin_loss", "multilabel_margin_loss", "multilabel_soft_margin_loss"])
+def test_margin_zero_rows(name, dtype):
+    """No rows: an empty loss as PyTorch's, a sum of 0 and a mean of nan. PyTorch's two hinge losses
+    return an uninitialised value for both (lossk differs on purpose); its soft margin loss agrees."""
+    x = np.zeros((0, 4), dtype)
+    t = np.zeros((0,) if name == "multi_margin_loss" else (0, 4), dtype if name == "multilabel_soft_margin_loss"
+                 else np.int64)
+    assert_matches_torch(name, x, t, {}, "none", np.ones(0, dtype), magnitude_from_reference=False)
+    if name == "multilabel_soft_margin_loss":
+        assert_matches_torch(name, x, t, {}, "sum", 1.0, magnitude_from_reference=False)
+        assert_matches_torch(name, x, t, {}, "mean", 1.0, magnitude_from_reference=False)
+    assert getattr(lossk, name)(x, t, reduction="sum") == 0 and np.isnan(getattr(lossk, name)(x, t))
+
+
+@pytest.mark.parametrize("name, t", [("multi_margin_loss", np.array([0, 3])),
+                                     ("multilabel_margin_loss", np.array([[0, -1, 7], [0, -1, 0]]))])
+def test_torch_also_rejects_out_of_range_margin_targets(name, t):
+    x = np.zeros((2, 3))
+    with pytest.raises(RuntimeError, match="out of range"):
+        getattr(F, name)(torch.from_numpy(x), torch.from_numpy(t))
+    with pytest.raises(ValueError, match="target"):
+        getattr(lossk, name)(x, t)
 
 
 # --- cross-entropy edge cases --------------------------------------------------------------
