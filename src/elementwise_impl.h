@@ -154,7 +154,9 @@ LOSSK_INLINE T FN(soft_margin_point)(T x, T y, T pw, T p, T p2, T *d)
     T z = -y * x;
     T e = LOSSK_CAT(lossk_exp_nonpos, SFX)(LOSSK_CAT(lossk_negabs, SFX)(z));
     *d = -y * (LOSSK_CAT(lossk_one_if_nonneg, SFX)(z, e) / (1 + e)); /* -y sigmoid(z) */
-    return (z > 0 ? z : (T)0) + LOSSK_CAT(lossk_log1p_unit, SFX)(e); /* a nan z: e carries it */
+    /* max(z, 0) as -min(-z, 0), by the bits (a select of z here leaves the float64 fused loop
+     * unvectorised); a nan z: e carries it */
+    return LOSSK_CAT(lossk_log1p_unit, SFX)(e) - LOSSK_CAT(lossk_min0, SFX)(-z);
 }
 
 /* x where y != -1, plus max(margin - x, 0) where y != 1 (PyTorch's two where()s: a target that is
@@ -272,6 +274,7 @@ LOSSK_INLINE int FN(run)(FN(point_fn) f, FN(check_fn) check, const int has_pw,
                          T *restrict lv, T *restrict g)
 {
     int bad = 0;
+#pragma omp simd reduction(| : bad) /* else GCC's cost model leaves some long float64 bodies scalar */
     for (int64_t i = 0; i < len; i++) {
         T d;
         T l = f(x[i], y[i], has_pw ? pw[i] : (T)1, p, p2, &d);
@@ -309,9 +312,13 @@ LOSSK_INLINE int FN(run_flags)(FN(point_fn) f, FN(check_fn) check, const int has
 
 /* The point functions, by kind: a switch, not a function pointer, reaches them from inside the
  * OpenMP region, where a pointer would no longer be a constant that GCC can inline. */
-enum { FN(L1), FN(MSE), FN(SMOOTH_L1), FN(HUBER), FN(BCE), FN(BCE_LOGITS), FN(BCE_LOGITS_PW), FN(KL_DIV),
-       FN(KL_DIV_LOG_TARGET), FN(SOFT_MARGIN), FN(HINGE_EMBEDDING), FN(POISSON_NLL_LOG), FN(POISSON_NLL_LOG_FULL),
-       FN(POISSON_NLL), FN(POISSON_NLL_FULL), FN(SIGMOID_FOCAL), FN(SIGMOID_FOCAL_SQUARE) };
+#define EW_KINDS(X) \
+    X(L1) X(MSE) X(SMOOTH_L1) X(HUBER) X(BCE) X(BCE_LOGITS) X(BCE_LOGITS_PW) X(KL_DIV) X(KL_DIV_LOG_TARGET) \
+    X(SOFT_MARGIN) X(HINGE_EMBEDDING) X(POISSON_NLL_LOG) X(POISSON_NLL_LOG_FULL) X(POISSON_NLL) \
+    X(POISSON_NLL_FULL) X(SIGMOID_FOCAL) X(SIGMOID_FOCAL_SQUARE)
+#define EW_ENUM(K) FN(K),
+enum { EW_KINDS(EW_ENUM) };
+#undef EW_ENUM
 
 LOSSK_INLINE int FN(run_any)(int kind, int want_grad, int want_loss, int has_w, int has_go, int64_t len,
                              const T *x, const T *y, const T *w, const T *pw, const T *go, T gs, T p, T p2,
@@ -359,7 +366,6 @@ LOSSK_INLINE int FN(run_any)(int kind, int want_grad, int want_loss, int has_w, 
 /* A call's shared state. */
 typedef struct {
     const lossk_elementwise_args *a;
-    int kind;
     int reduce;       /* sum the loss into partial[] rather than store it per element */
     int stream;       /* compute into tiles on the stack and stream them out */
     int nb;           /* blocks */
@@ -367,11 +373,11 @@ typedef struct {
     int64_t *first_bad; /* per block: where a domain check failed, or -1 */
 } FN(ew_job);
 
-/* One block: every (kind, flags) combination of the loop. */
-LOSSK_BLOCK_FN void FN(elementwise_block)(const FN(ew_job) *job, int b)
+/* One block of one kind: every flags combination of its loop. */
+LOSSK_INLINE void FN(elementwise_body)(const FN(ew_job) *job, int b, const int kind)
 {
     const lossk_elementwise_args *a = job->a;
-    const int kind = job->kind, reduce = job->reduce, stream = job->stream;
+    const int reduce = job->reduce, stream = job->stream;
     const int has_pw = kind == FN(BCE_LOGITS_PW);
     const int want_loss = a->loss != NULL, want_grad = a->grad != NULL;
     const int has_w = a->weight != NULL, has_go = a->grad_output != NULL;
@@ -427,6 +433,18 @@ LOSSK_BLOCK_FN void FN(elementwise_block)(const FN(ew_job) *job, int b)
         lossk_stream_fence();
 }
 
+/* A block function per kind: compiled as one function with a switch over the kinds, GCC's
+ * register allocation and loop versioning across all of them left some kinds' loops several times
+ * slower, and which ones changed with any edit to another kind. */
+typedef void (*FN(block_fn))(const FN(ew_job) *job, int b);
+#define EW_BLOCK(K) \
+    LOSSK_BLOCK_FN void FN(block_##K)(const FN(ew_job) *job, int b) { FN(elementwise_body)(job, b, FN(K)); }
+EW_KINDS(EW_BLOCK)
+#undef EW_BLOCK
+#define EW_BLOCK_ENTRY(K) FN(block_##K),
+static const FN(block_fn) FN(blocks)[] = {EW_KINDS(EW_BLOCK_ENTRY)};
+#undef EW_BLOCK_ENTRY
+
 /* The first block's domain error, if any, reported in a. */
 static int FN(domain_error)(lossk_elementwise_args *a, const int64_t *first_bad, int nb)
 {
@@ -450,9 +468,9 @@ static int FN(elementwise)(int kind, lossk_elementwise_args *a)
     double partial[LOSSK_BLOCKS];
     int64_t first_bad[LOSSK_BLOCKS];
     /* Large outputs are computed into tiles on the stack and streamed out. */
-    const FN(ew_job) job = {a, kind, reduce, n * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES, lossk_blocks(n, n),
+    const FN(ew_job) job = {a, reduce, n * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES, lossk_blocks(n, n),
                             partial, first_bad};
-    LOSSK_FOR_BLOCKS(lossk_threads_for(n), job.nb, FN(elementwise_block), &job);
+    LOSSK_FOR_BLOCKS(lossk_threads_for(n), job.nb, FN(blocks)[kind], &job);
     int err = FN(domain_error)(a, first_bad, job.nb);
     if (err)
         return err;
@@ -526,11 +544,12 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_check_unit_interval, SFX))(lossk_elementwise_
     if (n < 0 || (n > 0 && (!a->input || !a->target)))
         return LOSSK_ERR_ARGUMENT;
     int64_t first_bad[LOSSK_BLOCKS];
-    const FN(ew_job) job = {a, 0, 0, 0, lossk_blocks(n, n), NULL, first_bad};
+    const FN(ew_job) job = {a, 0, 0, lossk_blocks(n, n), NULL, first_bad};
     LOSSK_FOR_BLOCKS(lossk_threads_for(n), job.nb, FN(check_unit_block), &job);
     return FN(domain_error)(a, first_bad, job.nb);
 }
 
+#undef EW_KINDS
 #undef TILE
 #undef FN
 #undef EXP

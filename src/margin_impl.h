@@ -160,17 +160,19 @@ LOSSK_BLOCK_FN void FN(margin_block)(const FN(margin_job) *job, int b)
     const T *go = a->grad_output;
     T *loss = a->loss, *grad = a->grad;
     unsigned char *marks = job->marks ? job->marks + (int64_t)b * C : NULL;
+    /* one division for the block, not two per row (short rows notice) */
+    const double inv_c = 1.0 / (double)C;
     _Alignas(64) T h[MC];
     double acc = 0;
     for (int64_t n = start; n < end; n++) {
         double l;
         if (grad) {
-            const T k = (T)((go ? (double)go[n] : a->grad_scale) / (double)C);
+            const T k = (T)((go ? (double)go[n] : a->grad_scale) * inv_c);
             l = FN(margin_row)(job, n, k, grad + n * C, h, marks);
         } else {
             l = FN(margin_row)(job, n, 0, NULL, h, marks);
         }
-        l /= (double)C; /* C = 0 (multilabel_soft_margin only): nan, as PyTorch's 0 / 0 */
+        l = C > 0 ? l * inv_c : NAN; /* no classes (multilabel_soft_margin only): PyTorch's 0 / 0 */
         if (!loss)
             continue;
         if (job->reduce)

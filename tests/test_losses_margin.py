@@ -7,9 +7,9 @@ import pytest
 import lossk
 import reference
 from helpers import DTYPES, assert_bitwise_equal, assert_close, relayout, unmodified
-from loss_specs import (MARGIN_CASES, MARGIN_SHAPES, check_finite_differences, check_large_output_matches_chunks,
-                        check_out_buffer, check_outputs, check_rejected, check_thread_invariance, check_unusual_arrays,
-                        evaluate, functions, margin_params, shape_id, unusual, with_reductions)
+from loss_specs import (MARGIN_CASES, MARGIN_SHAPES, check_finite_differences, check_out_buffer, check_outputs,
+                        check_rejected, check_thread_invariance, check_unusual_arrays, evaluate, functions,
+                        margin_params, shape_id, unusual, with_reductions)
 
 CASES = {c.id: c for c in MARGIN_CASES}
 NAN, INF = float("nan"), float("inf")
@@ -152,21 +152,16 @@ def test_zero_size(case, reduction, shape, layout, dtype, rng):
         assert np.isnan(out.loss)
 
 
-# --- thread-count invariance and large outputs --------------------------------------------------
+# --- thread-count invariance --------------------------------------------------------------------
 
-@pytest.mark.parametrize("shape", [(4096, 100), (30001, 10), (50, 5000)], ids=shape_id)
+# each shape several blocks of rows (about one per 4096 elements); rows longer than a chunk (512)
+@pytest.mark.parametrize("shape", [(1500, 100), (9001, 10), (20, 3000)], ids=shape_id)
 @pytest.mark.parametrize("case", [CASES["multi_margin-p2-margin-0.5-w"], CASES["multilabel_margin"],
                                   CASES["multilabel_soft_margin-w_last"]], ids=repr)
 @pytest.mark.parametrize("reduction", ["none", "mean"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, restore_threads):
     check_thread_invariance(case, shape, reduction, dtype, seed=5)
-
-
-@pytest.mark.parametrize("case", [CASES["multi_margin-margin0.3-w"], CASES["multilabel_soft_margin-w_full"]],
-                         ids=repr)
-def test_large_outputs(case):
-    check_large_output_matches_chunks(case, (20000, 257), np.float32, chunk=1000, seed=9)
 
 
 # --- class indices out of range ----------------------------------------------------------------
@@ -203,12 +198,12 @@ def test_class_index_out_of_range(name, make, match, entry, dtype):
 
 def test_bad_index_in_a_large_input_leaves_out_unchanged(restore_threads):
     rng = np.random.default_rng(0)
-    x, t, _ = CASES["multilabel_margin"].build(rng, (3000, 300), np.float32)
-    t[2999, 299] = 300
+    x, t, _ = CASES["multilabel_margin"].build(rng, (600, 300), np.float32)
+    t[599, 299] = 300
     out = np.full(x.shape, 5.0, np.float32)
     for n in (1, 2):
         lossk.set_num_threads(n)
-        with pytest.raises(ValueError, match="target\\[2999, 299\\] is 300"):
+        with pytest.raises(ValueError, match="target\\[599, 299\\] is 300"):
             lossk.multilabel_margin_loss_grad(x, t, out=out)
         assert (out == 5.0).all()
 
