@@ -4,14 +4,15 @@
  * terms go to a scratch chunk and are added in the sum lanes (so a row's sum is in double and in
  * an order fixed by the data), the derivatives straight into the row's gradient. */
 #define FN(name) LOSSK_CAT(name, SFX)
+#define STREAM LOSSK_CAT(lossk_stream, SFX)
 #define MC 512 /* classes per chunk: a multiple of LOSSK_LANES */
 
 enum { FN(MULTI_MARGIN), FN(MULTILABEL_MARGIN), FN(MULTILABEL_SOFT_MARGIN) };
 
 typedef struct {
     const lossk_margin_args *a;
-    int kind;
     int reduce;
+    int stream;             /* stage each row's gradient and stream it out */
     int nb;
     double *partial;
     unsigned char *marks;   /* multilabel_margin: C bytes per block, which classes a row lists */
@@ -112,6 +113,7 @@ LOSSK_INLINE double FN(multilabel_soft_margin_row)(const T *restrict x, const T 
     double acc[LOSSK_LANES] = {0};
     for (int64_t c0 = 0; c0 < C; c0 += MC) {
         const int64_t L = lossk_min64(MC, C - c0);
+#pragma omp simd /* else GCC's cost model leaves the float64 loop scalar */
         for (int64_t j = 0; j < L; j++) {
             const T xi = x[c0 + j], yi = y[c0 + j];
             const T e = LOSSK_CAT(lossk_exp_nonpos, SFX)(LOSSK_CAT(lossk_negabs, SFX)(xi));
@@ -135,24 +137,27 @@ LOSSK_INLINE double FN(multilabel_soft_margin_row)(const T *restrict x, const T 
 }
 
 /* One row's loss (the sum of its terms over C), its gradient into g when not NULL. */
-LOSSK_INLINE double FN(margin_row)(const FN(margin_job) *job, int64_t n, T k, T *g, T *h, unsigned char *marks)
+LOSSK_INLINE double FN(margin_row)(const FN(margin_job) *job, const int kind, int64_t n, T k, T *g, T *h,
+                                   unsigned char *marks)
 {
     const lossk_margin_args *a = job->a;
     const int64_t C = a->c;
     const T *x = (const T *)a->input + n * C;
-    if (job->kind == FN(MULTI_MARGIN)) {
+    if (kind == FN(MULTI_MARGIN)) {
         const int64_t t = a->target[n];
         const T wt = a->weight ? ((const T *)a->weight)[t] : (T)1;
         return a->p == 2 ? FN(multi_margin_row)(x, C, t, wt, (T)a->margin, 1, k, g, h)
                          : FN(multi_margin_row)(x, C, t, wt, (T)a->margin, 0, k, g, h);
     }
-    if (job->kind == FN(MULTILABEL_MARGIN))
+    if (kind == FN(MULTILABEL_MARGIN))
         return FN(multilabel_margin_row)(x, C, a->target + n * C, k, g, h, marks);
-    const T *w = a->weight ? (const T *)a->weight + (n * C) % a->weight_period : NULL;
-    return FN(multilabel_soft_margin_row)(x, (const T *)a->target_values + n * C, w, C, k, g, h);
+    const T *y = (const T *)a->target_values + n * C;
+    if (!a->weight) /* the loop without weights of its own */
+        return FN(multilabel_soft_margin_row)(x, y, NULL, C, k, g, h);
+    return FN(multilabel_soft_margin_row)(x, y, (const T *)a->weight + (n * C) % a->weight_period, C, k, g, h);
 }
 
-LOSSK_BLOCK_FN void FN(margin_block)(const FN(margin_job) *job, int b)
+LOSSK_INLINE void FN(margin_body)(const FN(margin_job) *job, int b, const int kind)
 {
     const lossk_margin_args *a = job->a;
     const int64_t C = a->c;
@@ -163,14 +168,17 @@ LOSSK_BLOCK_FN void FN(margin_block)(const FN(margin_job) *job, int b)
     /* one division for the block, not two per row (short rows notice) */
     const double inv_c = 1.0 / (double)C;
     _Alignas(64) T h[MC];
+    _Alignas(64) T stage[job->stream ? LOSSK_SCRATCH : 1];
     double acc = 0;
     for (int64_t n = start; n < end; n++) {
         double l;
         if (grad) {
             const T k = (T)((go ? (double)go[n] : a->grad_scale) * inv_c);
-            l = FN(margin_row)(job, n, k, grad + n * C, h, marks);
+            l = FN(margin_row)(job, kind, n, k, job->stream ? stage : grad + n * C, h, marks);
+            if (job->stream)
+                STREAM(grad + n * C, stage, C);
         } else {
-            l = FN(margin_row)(job, n, 0, NULL, h, marks);
+            l = FN(margin_row)(job, kind, n, 0, NULL, h, marks);
         }
         l = C > 0 ? l * inv_c : NAN; /* no classes (multilabel_soft_margin only): PyTorch's 0 / 0 */
         if (!loss)
@@ -181,7 +189,20 @@ LOSSK_BLOCK_FN void FN(margin_block)(const FN(margin_job) *job, int b)
             loss[n] = (T)l;
     }
     job->partial[b] = acc;
+    if (job->stream)
+        lossk_stream_fence();
 }
+
+/* A block function per kind, as elementwise_impl.h has (one function with all three compiles worse). */
+typedef void (*FN(margin_block_fn))(const FN(margin_job) *job, int b);
+#define MARGIN_BLOCK(K) \
+    LOSSK_BLOCK_FN void FN(block_##K)(const FN(margin_job) *job, int b) { FN(margin_body)(job, b, FN(K)); }
+MARGIN_BLOCK(MULTI_MARGIN)
+MARGIN_BLOCK(MULTILABEL_MARGIN)
+MARGIN_BLOCK(MULTILABEL_SOFT_MARGIN)
+#undef MARGIN_BLOCK
+static const FN(margin_block_fn) FN(margin_blocks)[] = {FN(block_MULTI_MARGIN), FN(block_MULTILABEL_MARGIN),
+                                                        FN(block_MULTILABEL_SOFT_MARGIN)};
 
 static int FN(margin)(int kind, lossk_margin_args *a)
 {
@@ -201,12 +222,14 @@ static int FN(margin)(int kind, lossk_margin_args *a)
         return LOSSK_ERR_TARGET;
     }
     const int64_t work = N * (C + 1);
-    FN(margin_job) job = {a, kind, reduce, lossk_blocks(N, work), NULL, NULL};
+    /* large gradients: written once, by streaming stores, instead of read and written back */
+    const int stream = a->grad && C <= LOSSK_SCRATCH && N * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES;
+    FN(margin_job) job = {a, reduce, stream, lossk_blocks(N, work), NULL, NULL};
     if (kind == FN(MULTILABEL_MARGIN) && N > 0 && !(job.marks = malloc((size_t)(job.nb * C))))
         return LOSSK_ERR_NOMEM;
     double partial[LOSSK_BLOCKS];
     job.partial = partial;
-    LOSSK_FOR_BLOCKS(lossk_threads_for(work), job.nb, FN(margin_block), &job);
+    LOSSK_FOR_BLOCKS(lossk_threads_for(work), job.nb, FN(margin_blocks)[kind], &job);
     free(job.marks);
     if (reduce && a->loss) {
         double total = 0;
@@ -232,4 +255,5 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_multilabel_soft_margin, SFX))(lossk_margin_ar
     return FN(margin)(FN(MULTILABEL_SOFT_MARGIN), a);
 }
 #undef MC
+#undef STREAM
 #undef FN

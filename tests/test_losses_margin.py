@@ -7,9 +7,9 @@ import pytest
 import lossk
 import reference
 from helpers import DTYPES, assert_bitwise_equal, assert_close, relayout, unmodified
-from loss_specs import (MARGIN_CASES, MARGIN_SHAPES, check_finite_differences, check_out_buffer, check_outputs,
-                        check_rejected, check_thread_invariance, check_unusual_arrays, evaluate, functions,
-                        margin_params, shape_id, unusual, with_reductions)
+from loss_specs import (MARGIN_CASES, MARGIN_SHAPES, check_finite_differences, check_large_output_matches_chunks,
+                        check_out_buffer, check_outputs, check_rejected, check_thread_invariance,
+                        check_unusual_arrays, evaluate, functions, margin_params, shape_id, unusual, with_reductions)
 
 CASES = {c.id: c for c in MARGIN_CASES}
 NAN, INF = float("nan"), float("inf")
@@ -162,6 +162,16 @@ def test_zero_size(case, reduction, shape, layout, dtype, rng):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_bit_identical_for_any_thread_count(case, reduction, shape, dtype, restore_threads):
     check_thread_invariance(case, shape, reduction, dtype, seed=5)
+
+
+@pytest.mark.parametrize("case, dtype", [(CASES["multi_margin-p2-margin-0.5-w"], np.float32),
+                                         (CASES["multilabel_margin"], np.float64),
+                                         (CASES["multilabel_soft_margin-w_full"], np.float32)],
+                         ids=lambda p: np.dtype(p).name if isinstance(p, type) else repr(p))
+def test_large_outputs(case, dtype):
+    """Gradients past 16 MiB are staged a row at a time and streamed out: the same numbers as small
+    slices of the rows."""
+    check_large_output_matches_chunks(case, (17000 if dtype == np.float32 else 9000, 257), dtype, chunk=1000, seed=9)
 
 
 # --- class indices out of range ----------------------------------------------------------------
