@@ -415,14 +415,8 @@ LOSSK_INLINE void FN(elementwise_body)(const FN(ew_job) *job, int b, const int k
             STREAM(grad + i, tmpg, len);
         if (stream && want_loss && !reduce)
             STREAM(loss + i, tmp, len);
-        if (want_loss && reduce) {
-            int64_t j = 0;
-            for (; j + LOSSK_LANES <= len; j += LOSSK_LANES)
-                for (int l = 0; l < LOSSK_LANES; l++)
-                    acc[l] += (double)tmp[j + l];
-            for (int l = 0; j + l < len; l++)
-                acc[l] += (double)tmp[j + l];
-        }
+        if (want_loss && reduce)
+            LOSSK_CAT(lossk_add_lanes, SFX)(acc, tmp, len);
         i += len;
     }
     double s = 0;

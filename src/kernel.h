@@ -68,6 +68,30 @@ static inline int64_t lossk_block_start(int64_t n, int nb, int64_t b)
 static inline int64_t lossk_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t lossk_max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
+/* The sum lanes' total: a tree of them, in a fixed order (vectorised) */
+LOSSK_INLINE double lossk_lanes_total(double *acc)
+{
+    for (int w = LOSSK_LANES / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return acc[0];
+}
+
+/* v[0, n) added into the sum lanes acc, element j into lane j % LOSSK_LANES, in double */
+#define LOSSK_DEFINE_ADD_LANES(T, sfx) \
+    LOSSK_INLINE void lossk_add_lanes_##sfx(double *acc, const T *v, int64_t n) \
+    { \
+        int64_t j = 0; \
+        for (; j + LOSSK_LANES <= n; j += LOSSK_LANES) \
+            for (int l = 0; l < LOSSK_LANES; l++) \
+                acc[l] += (double)v[j + l]; \
+        for (int l = 0; j + l < n; l++) \
+            acc[l] += (double)v[j + l]; \
+    }
+LOSSK_DEFINE_ADD_LANES(float, f32)
+LOSSK_DEFINE_ADD_LANES(double, f64)
+#undef LOSSK_DEFINE_ADD_LANES
+
 /* v[0] + ... + v[n - 1] in the sum lanes, then a tree of them (vectorised, in a fixed order) */
 static inline double lossk_sum_f64(const double *v, int64_t n)
 {
@@ -77,16 +101,8 @@ static inline double lossk_sum_f64(const double *v, int64_t n)
         return (a0 + a2) + (a1 + a3);
     }
     double acc[LOSSK_LANES] = {0};
-    int64_t j = 0;
-    for (; j + LOSSK_LANES <= n; j += LOSSK_LANES)
-        for (int l = 0; l < LOSSK_LANES; l++)
-            acc[l] += v[j + l];
-    for (int l = 0; j + l < n; l++)
-        acc[l] += v[j + l];
-    for (int w = LOSSK_LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++)
-            acc[l] += acc[l + w];
-    return acc[0];
+    lossk_add_lanes_f64(acc, v, n);
+    return lossk_lanes_total(acc);
 }
 
 /* Outputs larger than this are written with non-temporal (streaming) stores: they would not stay

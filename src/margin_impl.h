@@ -18,24 +18,6 @@ typedef struct {
     unsigned char *marks;   /* multilabel_margin: C bytes per block, which classes a row lists */
 } FN(margin_job);
 
-LOSSK_INLINE void FN(add_lanes)(double *acc, const T *v, int64_t n)
-{
-    int64_t j = 0;
-    for (; j + LOSSK_LANES <= n; j += LOSSK_LANES)
-        for (int l = 0; l < LOSSK_LANES; l++)
-            acc[l] += (double)v[j + l];
-    for (int l = 0; j + l < n; l++)
-        acc[l] += (double)v[j + l];
-}
-
-LOSSK_INLINE double FN(lanes_total)(double *acc)
-{
-    for (int w = LOSSK_LANES / 2; w > 0; w /= 2)
-        for (int l = 0; l < w; l++)
-            acc[l] += acc[l + w];
-    return acc[0];
-}
-
 /* Row x (C,) with class t: sum over i != t of w_t max(0, margin - x_t + x_i)^p (p = 2: square).
  * d/dx_i = k w_t (1 or 2z) where the term is on, d/dx_t = -(their sum); g NULL: no gradient. */
 LOSSK_INLINE double FN(multi_margin_row)(const T *restrict x, int64_t C, int64_t t, T wt, T margin,
@@ -52,13 +34,13 @@ LOSSK_INLINE double FN(multi_margin_row)(const T *restrict x, int64_t C, int64_t
             if (g)
                 g[c0 + j] = on ? kw * (square ? 2 * z : (T)1) : (T)0;
         }
-        FN(add_lanes)(acc, h, L);
+        LOSSK_CAT(lossk_add_lanes, SFX)(acc, h, L);
         if (g)
-            FN(add_lanes)(dacc, g + c0, L);
+            LOSSK_CAT(lossk_add_lanes, SFX)(dacc, g + c0, L);
     }
     if (g)
-        g[t] = (T)-FN(lanes_total)(dacc);
-    return (double)wt * FN(lanes_total)(acc);
+        g[t] = (T)-lossk_lanes_total(dacc);
+    return (double)wt * lossk_lanes_total(acc);
 }
 
 /* Row x (C,) with the class list t (ended by the first -1): sum over listed j and unlisted i of
@@ -92,7 +74,7 @@ LOSSK_INLINE double FN(multilabel_margin_row)(const T *restrict x, int64_t C, co
                     count += on;
                 }
             }
-            FN(add_lanes)(acc, h, L);
+            LOSSK_CAT(lossk_add_lanes, SFX)(acc, h, L);
         }
         if (g)
             g[t[j]] -= (T)count;
@@ -100,7 +82,7 @@ LOSSK_INLINE double FN(multilabel_margin_row)(const T *restrict x, int64_t C, co
     if (g)
         for (int64_t i = 0; i < C; i++)
             g[i] *= k;
-    return FN(lanes_total)(acc);
+    return lossk_lanes_total(acc);
 }
 
 /* Row x (C,) with targets y: sum of w_i (y_i softplus(-x_i) + (1 - y_i) softplus(x_i)), PyTorch's
@@ -131,9 +113,9 @@ LOSSK_INLINE double FN(multilabel_soft_margin_row)(const T *restrict x, const T 
             if (g)
                 g[c0 + j] = k * d;
         }
-        FN(add_lanes)(acc, h, L);
+        LOSSK_CAT(lossk_add_lanes, SFX)(acc, h, L);
     }
-    return FN(lanes_total)(acc);
+    return lossk_lanes_total(acc);
 }
 
 /* One row's loss (the sum of its terms over C), its gradient into g when not NULL. */
