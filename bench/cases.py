@@ -9,6 +9,7 @@ loss-only and gradient-only calls, the NumPy reference, and PyTorch forward + ba
 forward only (when PyTorch is installed).
 """
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Optional
 
 import numpy as np
@@ -239,6 +240,67 @@ def np_multilabel_margin(x, t):
     return loss / (n * c), grad / (n * c)
 
 
+def ranked_pairs(rng, shape, dtype):
+    """margin_ranking_loss: two score arrays and targets of 1 or -1."""
+    t = rng.random(shape, dtype=dtype)
+    return (rng.standard_normal(shape, dtype=dtype), rng.standard_normal(shape, dtype=dtype),
+            np.where(t < 0.5, -1, 1).astype(dtype))
+
+
+def means_and_variances(rng, shape, dtype):
+    """gaussian_nll_loss: means, samples and a variance per element in [0.1, 2)."""
+    return (rng.standard_normal(shape, dtype=dtype), rng.standard_normal(shape, dtype=dtype),
+            _uniform(rng, shape, dtype, 0.1, 2.0))
+
+
+def embedding_pairs(rng, shape, dtype):
+    """cosine_embedding_loss: two (N, D) embeddings and a target of 1 or -1 per row."""
+    t = rng.random(shape[0], dtype=dtype)
+    return (rng.standard_normal(shape, dtype=dtype), rng.standard_normal(shape, dtype=dtype),
+            np.where(t < 0.5, -1, 1).astype(dtype))
+
+
+def triplets(rng, shape, dtype):
+    """triplet_margin_loss: anchors, positives near them and negatives (about half the margins active)."""
+    a = rng.standard_normal(shape, dtype=dtype)
+    p = a + 0.7 * rng.standard_normal(shape, dtype=dtype)
+    return a, p.astype(dtype), rng.standard_normal(shape, dtype=dtype)
+
+
+def np_margin_ranking(x1, x2, y, margin=0.0):
+    z = -y * (x1 - x2) + margin
+    d = np.where(z >= 0, y, 0) / z.size
+    return np.mean(np.maximum(z, 0)), (-d, d)
+
+
+def np_gaussian_nll(x, t, var, eps=1e-6):
+    v = np.maximum(var, eps)
+    r = x - t
+    q = r / v
+    return np.mean(0.5 * (np.log(v) + r * q)), (q / x.size, 0.5 * (1 / v - q * q) / x.size)
+
+
+def np_cosine_embedding(x1, x2, y, margin=0.0):
+    m1 = np.sum(x1 * x1, axis=1) + 1e-12
+    m2 = np.sum(x2 * x2, axis=1) + 1e-12
+    r = 1 / np.sqrt(m1 * m2)
+    cos = np.sum(x1 * x2, axis=1) * r
+    loss = np.where(y == 1, 1 - cos, np.where(y == -1, np.maximum(cos - margin, 0), 0))
+    k = np.where(y == 1, -1.0, np.where((y == -1) & (cos >= margin), 1.0, 0.0)) / y.size
+    g1 = (k * r)[:, None] * x2 - (k * cos / m1)[:, None] * x1
+    g2 = (k * r)[:, None] * x1 - (k * cos / m2)[:, None] * x2
+    return np.mean(loss), (g1, g2)
+
+
+def np_triplet_margin(a, p, n, margin=1.0, eps=1e-6):
+    vp, vn = a - p + eps, a - n + eps
+    dp, dn = np.sqrt(np.sum(vp * vp, axis=1)), np.sqrt(np.sum(vn * vn, axis=1))
+    z = margin + dp - dn
+    k = (z >= 0) / z.size
+    up, un = vp * (k / dp)[:, None], vn * (k / dn)[:, None]
+    return np.mean(np.maximum(z, 0)), (up - un, -up, un)
+
+
 # --- floor traffic: bytes the lossk calls must read + write at the least -------------------------
 
 def elementwise_traffic(x, t):
@@ -249,6 +311,13 @@ def elementwise_traffic(x, t):
 def cross_entropy_traffic(x, t):
     """Read the logits once and the targets, write the gradient."""
     return {"loss": x.nbytes + t.nbytes, "grad": 2 * x.nbytes + t.nbytes, "both": 2 * x.nbytes + t.nbytes}
+
+
+def arrays_traffic(*arrays, gradients):
+    """Read every array, write the gradients of the first `gradients` input-shaped ones."""
+    read = sum(a.nbytes for a in arrays)
+    wrote = gradients * arrays[0].nbytes
+    return {"loss": read, "grad": read + wrote, "both": read + wrote}
 
 
 def nll_traffic(x, t):
@@ -276,6 +345,7 @@ class Loss:
     shapes: dict                    # size tag -> (shape, smoke shape)
     torch_target: float             # the issue's target speed-up over PyTorch forward + backward
     options: dict = field(default_factory=dict)     # keyword options for lossk and PyTorch alike
+    differentiable: tuple = ()      # several differentiable arrays: their indices (the gradient is a tuple)
 
 
 ELEMENTWISE_SHAPES = {"large": ((2 ** 14, 2 ** 10), (64, 64)), "medium": ((2 ** 8, 2 ** 8), (16, 16))}
@@ -283,6 +353,7 @@ CROSS_ENTROPY_SHAPES = {"large": ((8192, 1000), (64, 100)), "spatial": ((16, 21,
                         "few classes": ((262144, 10), (256, 10)), "small": ((64, 10), (64, 10))}
 MARGIN_SHAPES = {"large": ((8192, 1000), (64, 100)), "few classes": ((262144, 10), (256, 10))}
 NLL_SHAPES = {"large": ((8, 21, 256, 256), (2, 21, 8, 8)), "large 2d": ((8192, 1000), (64, 100))}
+EMBEDDING_SHAPES = {"large": ((65536, 256), (64, 32))}
 
 
 def _elementwise(name, make, reference, torch_target=2.0, **options):
@@ -306,6 +377,14 @@ LOSSES = {loss.name: loss for loss in [
          {"large": MARGIN_SHAPES["large"]}, 3.0),
     Loss("multilabel_soft_margin_loss", logits_and_labels, np_bce_with_logits, elementwise_traffic,
          ELEMENTWISE_SHAPES, 3.0),
+    Loss("margin_ranking_loss", ranked_pairs, np_margin_ranking, partial(arrays_traffic, gradients=2),
+         ELEMENTWISE_SHAPES, 3.0, differentiable=(0, 1)),
+    Loss("gaussian_nll_loss", means_and_variances, np_gaussian_nll, partial(arrays_traffic, gradients=2),
+         ELEMENTWISE_SHAPES, 3.0, differentiable=(0, 2)),
+    Loss("cosine_embedding_loss", embedding_pairs, np_cosine_embedding, partial(arrays_traffic, gradients=2),
+         EMBEDDING_SHAPES, 2.0, differentiable=(0, 1)),
+    Loss("triplet_margin_loss", triplets, np_triplet_margin, partial(arrays_traffic, gradients=3),
+         EMBEDDING_SHAPES, 2.0, differentiable=(0, 1, 2)),
     Loss("cross_entropy", logits_and_classes, np_cross_entropy, cross_entropy_traffic, CROSS_ENTROPY_SHAPES, 4.0),
     Loss("nll_loss", log_probs_and_classes, np_nll, nll_traffic, NLL_SHAPES, 3.0),
 ]}
@@ -330,10 +409,11 @@ class Case:
         return self.id
 
     def inputs(self, seed=0):
+        """The loss's arrays: (input, target), or its several arrays in PyTorch's order."""
         return self.loss.make(np.random.default_rng(seed), self.shape, np.dtype(self.dtype))
 
-    def floor_bytes(self, x, t):
-        return self.loss.traffic(x, t)
+    def floor_bytes(self, arrays):
+        return self.loss.traffic(*arrays)
 
 
 def cases(smoke=False, sizes=None, dtypes=DTYPES, names=None):
@@ -352,32 +432,35 @@ def case_of(name, shape, dtype="float32", size="custom"):
 # --- the variants timed for each case --------------------------------------------------------------
 
 def _lossk(suffix, reuse_out):
-    def build(case, x, t):
+    def build(case, arrays):
         fn = getattr(lossk, case.name + suffix)
         opts = dict(case.loss.options)
         if reuse_out:
-            opts["out"] = np.empty_like(x)
-        return lambda: fn(x, t, **opts)
+            opts["out"] = (tuple(np.empty_like(arrays[k]) for k in case.loss.differentiable)
+                           if case.loss.differentiable else np.empty_like(arrays[0]))
+        return lambda: fn(*arrays, **opts)
     return build
 
 
-def _numpy(case, x, t):
-    return lambda: case.loss.reference(x, t)
+def _numpy(case, arrays):
+    return lambda: case.loss.reference(*arrays)
 
 
 def _torch(backward):
-    def build(case, x, t):
+    def build(case, arrays):
         if torch is None:
             return None
-        fn, opts, target = torch_function(case.name), case.loss.options, torch.from_numpy(t)
+        fn, opts = torch_function(case.name), case.loss.options
+        wanted = case.loss.differentiable or (0,)
         if not backward:
-            return lambda: fn(torch.from_numpy(x), target, **opts)
+            return lambda: fn(*map(torch.from_numpy, arrays), **opts)
 
         def forward_backward():
-            xt = torch.from_numpy(x).requires_grad_()
-            loss = fn(xt, target, **opts)
+            ts = [torch.from_numpy(a).requires_grad_(k in wanted) for k, a in enumerate(arrays)]
+            loss = fn(*ts, **opts)
             loss.backward()
-            return loss, xt.grad
+            grads = tuple(ts[k].grad for k in wanted)
+            return loss, grads if case.loss.differentiable else grads[0]
         return forward_backward
     return build
 
@@ -386,7 +469,7 @@ def _torch(backward):
 class Variant:
     key: str
     label: str
-    build: Callable                 # (case, input, target) -> zero-argument callable, or None if unavailable
+    build: Callable                 # (case, arrays) -> zero-argument callable, or None if unavailable
     floor: Optional[str] = None     # which floor traffic applies ("both", "loss", "grad"); None: not lossk
 
 

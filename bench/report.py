@@ -75,10 +75,10 @@ def progress(*args):
 
 def measure_case(case, settings, variants=cases.VARIANTS, copier=None, **kw):
     """Every variant's Timing; with a `copier`, also lossk's fused calls paired with copies."""
-    x, t = case.inputs()
-    row = Row(case, case.floor_bytes(x, t))
+    arrays = case.inputs()
+    row = Row(case, case.floor_bytes(arrays))
     for variant in variants:
-        fn = variant.build(case, x, t)
+        fn = variant.build(case, arrays)
         if fn is not None:
             row.times[variant.key] = settings.time(fn, **kw)
             if copier is not None and variant.key in PAIRED_VARIANTS:
@@ -232,15 +232,15 @@ def scaling_section(settings, threads, bandwidth, selected):
     rows = []
     for case in selected:
         progress(f"scaling {case.name} {case.shape} ...")
-        x, t = case.inputs()
-        fn = fused.build(case, x, t)
+        arrays = case.inputs()
+        fn = fused.build(case, arrays)
         timings = {}
         for nthreads in sorted({1, threads}):
             cases.set_threads(nthreads)
             timings[nthreads] = settings.time(fn).median
         cases.set_threads(threads)
-        floor = case.floor_bytes(x, t)["both"] / bandwidth
-        del x, t, fn
+        floor = case.floor_bytes(arrays)["both"] / bandwidth
+        del arrays, fn
         gc.collect()
         one, many, n = timings[1], timings[threads], math.prod(case.shape)
         rows.append([case.name, shape_str(case.shape), num(one * 1e3), num(many * 1e3), num(one / many),

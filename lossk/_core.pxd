@@ -65,6 +65,22 @@ cdef extern from "lossk.h" nogil:
         double grad_scale
         int64_t bad_index
 
+    ctypedef struct lossk_multi_args:
+        int64_t n, d, m
+        const void *x[3]
+        const void *target
+        double margin
+        double eps
+        double p
+        int full, swap
+        int check_first
+        int reduction
+        double divisor
+        void *loss
+        void *grad[3]
+        const void *grad_output
+        double grad_scale
+
     enum:
         LOSSK_CONV_AUTO
         LOSSK_CONV_DIRECT
@@ -157,5 +173,6 @@ cdef extern from "_kernel_table.h" nogil:
 ctypedef int (*elementwise_kernel)(lossk_elementwise_args *) noexcept nogil
 ctypedef int (*class_kernel)(lossk_class_args *) noexcept nogil
 ctypedef int (*margin_kernel)(lossk_margin_args *) noexcept nogil
+ctypedef int (*multi_kernel)(lossk_multi_args *) noexcept nogil
 ctypedef int (*conv_kernel)(lossk_conv2d_args *) noexcept nogil
 ctypedef int (*linear_kernel)(lossk_linear_args *) noexcept nogil

@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
-ELEMENTWISE, CLASSIFICATION, MARGIN = "elementwise", "classification", "margin"
+ELEMENTWISE, CLASSIFICATION, MARGIN, MULTI_INPUT = "elementwise", "classification", "margin", "multi_input"
 
 
 @dataclass(frozen=True)
 class Loss:
     name: str               # torch.nn.functional's name: lossk.NAME, NAME_grad, NAME_with_grad
     module: str             # torch.nn's module name: lossk.nn.MODULE
-    family: str             # ELEMENTWISE (target shaped like input), CLASSIFICATION (class axis 1) or
-                            # MARGIN (a loss per row of the last axis)
+    family: str             # ELEMENTWISE (target shaped like input), CLASSIFICATION (class axis 1),
+                            # MARGIN (a loss per row of the last axis) or MULTI_INPUT (several
+                            # differentiable arrays)
     kernel: str             # the kernel's name in src/lossk.h (lossk_KERNEL_f32, lossk_KERNEL_f64)
     options: Tuple[Tuple[str, object], ...]   # (name, default) in PyTorch's order, reduction among them
     doc: str
@@ -38,10 +39,17 @@ class Loss:
     domain: str = ""        # what that domain is, for the error message
     targets: str = ""       # MARGIN: "class" (an index per row), "class_lists" (indices shaped like
                             # the input, each row's list ended by -1) or "values" (shaped like the input)
+    arguments: Tuple[str, ...] = ("input", "target")  # the array arguments, in PyTorch's order
+    differentiable: Tuple[int, ...] = (0,)  # MULTI_INPUT: the arguments NAME_grad differentiates by
+    layout: str = ""        # MULTI_INPUT: how the arrays' shapes go (the binding's `layout`)
 
     def parameters(self, extra=()):
         """The options (and `extra`) as Python parameters with their defaults: 'reduction="mean", ...'."""
         return ", ".join(f"{name}={default!r}" for name, default in self.options + extra)
+
+    def gradients(self):
+        """The names of the arguments NAME_grad returns gradients for, in order."""
+        return tuple(self.arguments[k] for k in self.differentiable)
 
     def passing(self):
         """The options but reduction as keyword arguments passing them on: 'beta=beta, ...'."""
@@ -105,6 +113,23 @@ def _multi_margin(p, margin, weight):
     if p not in (1, 2):
         raise ValueError(f"p: expected 1 or 2, got {p}")
     return {"p": int(p), "margin": _number("margin", margin), "weight": weight}
+
+
+def _margin_ranking(margin):
+    return {"margin": _number("margin", margin)}
+
+
+def _gaussian_nll(full, eps):
+    return {"full": bool(full), "eps": _non_negative("eps", _number("eps", eps), allow_zero=True)}
+
+
+def _triplet_margin(margin, p, eps, swap):
+    margin, p = _number("margin", margin), _number("p", p)
+    if margin <= 0:
+        raise ValueError(f"margin: expected a number > 0, got {margin}")
+    if not 0 < p < math.inf:
+        raise ValueError(f"p: expected a positive, finite norm degree, got {p}")
+    return {"margin": margin, "p": p, "eps": _number("eps", eps), "swap": bool(swap)}
 
 
 REDUCTION = ("reduction", "mean")
@@ -223,6 +248,51 @@ LOSSES = (
     broadcast to the input's shape (PyTorch lets it broadcast the loss to a larger shape).
     """,
          targets="values"),
+    Loss("margin_ranking_loss", "MarginRankingLoss", MULTI_INPUT, "margin_ranking", (("margin", 0.0), REDUCTION),
+         """Ranking hinge: ``max(0, margin - target * (input1 - input2))`` per element, ``target`` 1
+    where ``input1`` should rank higher and -1 where ``input2`` should.
+
+    ``margin_ranking_loss_grad`` returns ``(d/d input1, d/d input2)``; the hinge's gradient flows
+    where its argument is >= 0 (PyTorch's clamp_min). The three arrays must have one shape and
+    dtype (PyTorch broadcasts arrays of the same number of dimensions).
+    """,
+         prepare=_margin_ranking, arguments=("input1", "input2", "target"), differentiable=(0, 1), layout="pair"),
+    Loss("gaussian_nll_loss", "GaussianNLLLoss", MULTI_INPUT, "gaussian_nll", (("full", False), ("eps", 1e-6), REDUCTION),
+         """Gaussian negative log-likelihood: ``0.5 (log(v) + (input - target)**2 / v)``, plus
+    ``0.5 log(2 pi)`` when ``full``, with ``v = max(var, eps)``.
+
+    ``var`` is shaped like ``input`` (a variance per element), like ``input`` without its last axis
+    or with one axis of size 1 (a variance shared along that axis), or a Python float; a negative
+    variance raises ValueError. ``gaussian_nll_loss_grad`` returns ``(d/d input, d/d var)``, the
+    second shaped like ``var`` (0-d for a float). As in PyTorch, the clamp at ``eps`` is not
+    differentiated: below it, d/d var is taken at ``eps`` (PyTorch clamps under ``no_grad``).
+    ``target`` must have the input's shape and dtype.
+    """,
+         prepare=_gaussian_nll, arguments=("input", "target", "var"), differentiable=(0, 2), layout="gaussian"),
+    Loss("cosine_embedding_loss", "CosineEmbeddingLoss", MULTI_INPUT, "cosine_embedding", (("margin", 0.0), REDUCTION),
+         """Cosine embedding loss: per row of ``input1`` and ``input2`` (N, D) or (D,), with ``cos``
+    their cosine similarity, ``1 - cos`` where ``target == 1``, ``max(0, cos - margin)`` where
+    ``target == -1``, and 0 for any other target (as PyTorch).
+
+    ``target`` holds one value per row, (N,) or (), of any integer or float dtype. The squared
+    norms get PyTorch's 1e-12 before the square root; the sums are taken in double precision.
+    ``cosine_embedding_loss_grad`` returns ``(d/d input1, d/d input2)``.
+    """,
+         prepare=_margin_ranking, arguments=("input1", "input2", "target"), differentiable=(0, 1),
+         layout="rows_target"),
+    Loss("triplet_margin_loss", "TripletMarginLoss", MULTI_INPUT, "triplet_margin",
+         (("margin", 1.0), ("p", 2.0), ("eps", 1e-6), ("swap", False), REDUCTION),
+         """Triplet loss: per row of the last axis, ``max(0, margin + |anchor - positive + eps|_p -
+    |anchor - negative + eps|_p)``; with ``swap``, the second distance is the smaller of it and
+    ``|positive - negative + eps|_p`` (a tie splits the gradient in halves, as PyTorch's minimum).
+
+    The three arrays have one shape, at least 1-d; "none" gives ``anchor.shape[:-1]``.
+    ``triplet_margin_loss_grad`` returns ``(d/d anchor, d/d positive, d/d negative)``; a zero
+    distance has a zero gradient (PyTorch's norm backward). ``margin`` must be > 0 (as PyTorch).
+    Deliberate difference: ``p`` must be positive and finite (PyTorch also takes 0 and inf).
+    """,
+         prepare=_triplet_margin, arguments=("anchor", "positive", "negative"), differentiable=(0, 1, 2),
+         layout="rows"),
     Loss("cross_entropy", "CrossEntropyLoss", CLASSIFICATION, "cross_entropy",
          (WEIGHT, ("ignore_index", -100), REDUCTION, ("label_smoothing", 0.0)),
          """Cross-entropy of logits: ``log_softmax`` over the class axis, then NLL.
@@ -263,9 +333,10 @@ _STUB_TYPES = {
     "reduction": "_Reduction", "weight": "Optional[ArrayLike]", "pos_weight": "Optional[ArrayLike]",
     "ignore_index": "int", "label_smoothing": "float", "beta": "float", "delta": "float",
     "log_target": "bool", "margin": "float", "log_input": "bool", "full": "bool", "eps": "float",
-    "alpha": "float", "gamma": "float", "p": "int", "grad_output": "Union[float, ArrayLike]", "out": "Optional[_Array]",
+    "alpha": "float", "gamma": "float", "p": "int", "swap": "bool", "grad_output": "Union[float, ArrayLike]", "out": "Optional[_Array]",
 }
 _STUB_RETURNS = {"": "_LossValue", "_grad": "_Array", "_with_grad": "Tuple[_LossValue, _Array]"}
+_STUB_MULTI_RETURNS = {"": "_LossValue", "_grad": "Tuple[_Array, ...]", "_with_grad": "Tuple[_LossValue, Tuple[_Array, ...]]"}
 _STUB_HEAD = '''"""Types of lossk.functional; generated by lossk/_losses.py from its loss table."""
 from typing import Any, List, Literal, Optional, Tuple, Union
 
@@ -285,6 +356,10 @@ NN_END = "# --- end of the generated loss modules ---\n"
 def _stub_type(loss, option):
     if option == "reduction" and "batchmean" in loss.reductions:
         return "_KLReduction"
+    if option == "p" and loss.family == MULTI_INPUT:
+        return "float"
+    if option == "out" and loss.family == MULTI_INPUT:
+        return "Optional[Tuple[_Array, ...]]"
     return _STUB_TYPES[option]
 
 
@@ -300,9 +375,12 @@ def stubs():
     for loss in LOSSES:
         for suffix, extra in SUFFIXES.items():
             params = _stub_params(loss, loss.options + extra)
-            functional.append(f"\ndef {loss.name}{suffix}(input: ArrayLike, target: ArrayLike, *, {params}) -> "
-                              f"{_STUB_RETURNS[suffix]}: ...\n")
-        modules.append(f"\nclass {loss.module}(_Loss):\n"
+            arrays = ", ".join(f"{a}: {'Union[ArrayLike, float]' if a == 'var' else 'ArrayLike'}"
+                               for a in loss.arguments)
+            returns = (_STUB_MULTI_RETURNS if loss.family == MULTI_INPUT else _STUB_RETURNS)[suffix]
+            functional.append(f"\ndef {loss.name}{suffix}({arrays}, *, {params}) -> {returns}: ...\n")
+        base = "_MultiInputLoss" if loss.family == MULTI_INPUT else "_Loss"
+        modules.append(f"\nclass {loss.module}({base}):\n"
                        f"    def __init__(self, {_stub_params(loss, loss.options)}) -> None: ...\n")
     modules.append(NN_END)
     return "".join(functional), "".join(modules)

@@ -7,6 +7,11 @@ Every loss ``NAME`` comes with two companions:
   shaped and typed like ``input``, written into ``out`` when given;
 - ``NAME_with_grad(..., out=None)``: ``(loss, grad)`` from one fused pass over the data.
 
+Losses of several differentiable arrays (``margin_ranking_loss``, ``gaussian_nll_loss``,
+``cosine_embedding_loss``, ``triplet_margin_loss``) take them positionally in PyTorch's order;
+their ``NAME_grad`` returns a tuple of gradients, one per differentiable array in that order
+(``out``, when given, is a tuple of as many arrays), and ``NAME_with_grad`` ``(loss, that tuple)``.
+
 Inputs are float32 or float64 arrays (computed natively, results keep the dtype); options are
 keyword-only. Reduced losses are NumPy scalars; reduction "none" gives an array shaped like the
 loss. Sums accumulate in double precision over a fixed partition of the data, so results are
@@ -20,12 +25,13 @@ The functions are generated from the loss table in ``lossk/_losses.py``.
 """
 from . import _core
 from ._core import BOTH, GRAD, LOSS
-from ._losses import CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN, SUFFIXES, define
+from ._losses import CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN, MULTI_INPUT, SUFFIXES, define
 
 __all__ = [loss.name + suffix for loss in LOSSES for suffix in SUFFIXES]
 
 _MODES = {"": LOSS, "_grad": GRAD, "_with_grad": BOTH}
-_BINDINGS = {ELEMENTWISE: _core.elementwise, CLASSIFICATION: _core.classification, MARGIN: _core.margin}
+_BINDINGS = {ELEMENTWISE: _core.elementwise, CLASSIFICATION: _core.classification, MARGIN: _core.margin,
+             MULTI_INPUT: _core.multi_input}
 
 
 def _fixed_keywords(loss):
@@ -37,6 +43,8 @@ def _fixed_keywords(loss):
         return fixed
     if loss.family == MARGIN:
         return f", targets={loss.targets!r}"
+    if loss.family == MULTI_INPUT:
+        return f", layout={loss.layout!r}, names={loss.arguments!r}, differentiable={loss.differentiable!r}"
     prob = _core.kernel_id(loss.prob_kernel, CLASSIFICATION) if loss.prob_kernel else -1
     return f", name={loss.name!r}, prob_kernel={prob}"
 
@@ -53,7 +61,19 @@ def _prepared(loss):
     return keywords
 
 
-def _companion_doc(name, suffix, doc):
+def _companion_doc(loss, suffix):
+    name, doc = loss.name, loss.doc
+    if loss.family == MULTI_INPUT:
+        grads = ", ".join(f"d/d {a}" for a in loss.gradients())
+        if suffix == "_with_grad":
+            head = (f"``({name}(...), {name}_grad(...))`` computed in one fused pass; the gradients are for "
+                    "grad_output=1 and go into ``out`` (a tuple) when given.")
+        else:
+            head = (f"Gradients of :func:`{name}`, ``({grads})``, times ``grad_output`` (a scalar for reduction "
+                    "'mean'/'sum'; a scalar or an array shaped like the loss for 'none'). Each is shaped and typed "
+                    "like its argument; written into ``out`` (a tuple of C-contiguous, aligned arrays of those "
+                    "shapes and dtype) when given.")
+        return f"{head}\n\nSee {name}:\n\n{doc}"
     if suffix == "_with_grad":
         head = (f"``({name}(...), {name}_grad(...))`` computed in one fused pass; the gradient is for "
                 "grad_output=1 and goes into ``out`` when given.")
@@ -75,10 +95,12 @@ def _define(loss):
         options = f"**_keywords({loss.passing()[2:]})"
     for suffix, extra in SUFFIXES.items():
         call = {"": "", "_grad": ", grad_output=grad_output, out=out", "_with_grad": ", out=out"}[suffix]
-        fn = define(loss.name + suffix, f"input, target, *, {loss.parameters(extra)}",
-                    f"_binding(input, target, reduction, mode={_MODES[suffix]}{call}{_fixed_keywords(loss)}, {options})",
+        arrays = ", ".join(loss.arguments)
+        passed = f"({arrays},)" if loss.family == MULTI_INPUT else arrays
+        fn = define(loss.name + suffix, f"{arrays}, *, {loss.parameters(extra)}",
+                    f"_binding({passed}, reduction, mode={_MODES[suffix]}{call}{_fixed_keywords(loss)}, {options})",
                     namespace, __name__)
-        fn.__doc__ = loss.doc if suffix == "" else _companion_doc(loss.name, suffix, loss.doc)
+        fn.__doc__ = loss.doc if suffix == "" else _companion_doc(loss, suffix)
         globals()[fn.__name__] = fn
 
 

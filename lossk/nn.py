@@ -32,7 +32,7 @@ import numpy as np
 
 from . import _core
 from . import functional as F
-from ._losses import LOSSES, define
+from ._losses import LOSSES, MULTI_INPUT, define
 
 __all__ = [
     "Module", "Parameter", "Conv2d", "MaxPool2d", "Flatten", "Linear", "ReLU", "Sequential",
@@ -572,15 +572,40 @@ class _Loss:
         return self._grad
 
 
+class _MultiInputLoss(_Loss):
+    """``loss = criterion(*arrays)`` (the loss's arrays in PyTorch's order) computes the loss and
+    its gradients in one fused pass; ``criterion.backward()`` returns the tuple of gradients, one
+    per differentiable array (buffers reused by the next call of the same shapes: copy them to keep
+    them)."""
+
+    def __call__(self, *arrays):
+        g, first = self._grad, arrays[0] if arrays else None
+        # a float among the arrays (gaussian_nll_loss's var) has a 0-d gradient of the input's dtype
+        out = g if (g is not None and isinstance(first, np.ndarray)
+                    and [(x.shape, x.dtype) for x in g] == [(np.shape(arrays[k]), getattr(arrays[k], "dtype", first.dtype))
+                                                            for k in type(self)._differentiable]) else None
+        loss, self._grad = type(self)._fn(*arrays, reduction=self.reduction, out=out, **self.options)
+        self._ready = True
+        return loss
+
+    def backward(self):
+        if not self._ready:
+            raise RuntimeError(f"{type(self).__name__}.backward: call the loss on its arrays first")
+        self._ready = False
+        return self._grad
+
+
 def _loss_module(loss):
     """lossk.nn's module of a loss-table entry: its options, in PyTorch's order, as constructor
     arguments."""
     init = define("__init__", f"self, {loss.parameters()}", f"_Loss.__init__(self, reduction{loss.passing()})",
                   {"_Loss": _Loss}, __name__)
     init.__qualname__ = f"{loss.module}.__init__"
-    doc = f"The module form of :func:`lossk.{loss.name}`: " + _Loss.__doc__
-    return type(loss.module, (_Loss,), {"__init__": init, "_fn": staticmethod(getattr(F, loss.name + "_with_grad")),
-                                        "__doc__": doc, "__module__": __name__})
+    base = _MultiInputLoss if loss.family == MULTI_INPUT else _Loss
+    doc = f"The module form of :func:`lossk.{loss.name}`: " + base.__doc__
+    return type(loss.module, (base,), {"__init__": init, "_fn": staticmethod(getattr(F, loss.name + "_with_grad")),
+                                       "_differentiable": loss.differentiable, "__doc__": doc,
+                                       "__module__": __name__})
 
 
 for _entry in LOSSES:

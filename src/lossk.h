@@ -126,6 +126,41 @@ typedef struct lossk_margin_args {
     int64_t bad_index;              /* out: the first out-of-range class index (LOSSK_ERR_TARGET) */
 } lossk_margin_args;
 
+/* Losses of several differentiable inputs (multi_input.c): x[k] are the inputs, grad[k] their
+ * gradients (each NULL when not wanted), shaped alike unless said otherwise.
+ *  - margin_ranking: x[0], x[1] and target: n values; loss max(0, margin - target (x0 - x1)).
+ *  - gaussian_nll: x[0] the input (mean) and target: n * d * m values, element (i, k, j) at
+ *    (i d + k) m + j; x[1] the variance: n * m values, var[i m + j] for every element (i, *, j), so
+ *    d = 1 is a variance per element and m = 1 one per row of d; grad[1] is shaped like var (the
+ *    sum over k). Loss 0.5 (log v + (x - t)^2 / v) [+ 0.5 log(2 pi) when `full`], v = max(var, eps);
+ *    the gradient with respect to var is taken at v (PyTorch clamps without recording the clamp).
+ *  - cosine_embedding: x[0], x[1]: n rows of d; target n values; per row, with c the cosine
+ *    (x0 . x1) / sqrt((|x0|^2 + 1e-12)(|x1|^2 + 1e-12)): 1 - c where target == 1,
+ *    max(0, c - margin) where target == -1, else 0.
+ *  - triplet_margin: x[0..2] anchor, positive, negative: n rows of d; per row
+ *    max(0, margin + |a - p + eps|_p - min(|a - n + eps|_p, |p - n + eps|_p when swap)), p > 0.
+ * Losses: one per element (margin_ranking: n, gaussian_nll: n d m) or per row (n); reduced loss =
+ * sum / divisor. A hinge's gradient flows where its argument is >= 0 (PyTorch's clamp_min), a
+ * tie of swap's minimum splits it in halves. gaussian_nll gives LOSSK_ERR_DOMAIN when a var is
+ * negative (the outputs partly written, unless check_first). */
+typedef struct lossk_multi_args {
+    int64_t n, d, m;
+    const void *x[3];
+    const void *target;             /* margin_ranking, gaussian_nll, cosine_embedding */
+    double margin;                  /* margin_ranking, cosine_embedding, triplet_margin */
+    double eps;                     /* gaussian_nll, triplet_margin */
+    double p;                       /* triplet_margin: the norm's degree, > 0 */
+    int full, swap;                 /* gaussian_nll, triplet_margin */
+    int check_first;                /* gaussian_nll: check every var before writing anything, so that
+                                     * LOSSK_ERR_DOMAIN leaves the outputs untouched */
+    int reduction;                  /* enum lossk_reduction */
+    double divisor;
+    void *loss;                     /* NULL, a value per element or row (NONE), or 1 value (SUM) */
+    void *grad[3];
+    const void *grad_output;        /* NULL, or a value per element or row */
+    double grad_scale;
+} lossk_multi_args;
+
 /* Layers of a convolutional network (layers.c). Activations are NCHW, weights in PyTorch's
  * layouts; every parameter gradient is ADDED to what its buffer holds (zero it to start).
  *
@@ -229,6 +264,10 @@ typedef struct lossk_relu_args {
     X(multi_margin, lossk_margin_args) \
     X(multilabel_margin, lossk_margin_args) \
     X(multilabel_soft_margin, lossk_margin_args) \
+    X(margin_ranking, lossk_multi_args) \
+    X(gaussian_nll, lossk_multi_args) \
+    X(cosine_embedding, lossk_multi_args) \
+    X(triplet_margin, lossk_multi_args) \
     X(conv2d_forward, lossk_conv2d_args) \
     X(conv2d_backward_input, lossk_conv2d_args) \
     X(conv2d_backward_weight, lossk_conv2d_args) \

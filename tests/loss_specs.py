@@ -6,11 +6,12 @@ from typing import Callable
 import numpy as np
 
 import lossk
-from lossk._losses import BY_NAME, CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN
+from lossk._losses import BY_NAME, CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN, MULTI_INPUT
 
 ELEMENTWISE_LOSSES = [loss.name for loss in LOSSES if loss.family == ELEMENTWISE]
 CLASSIFICATION_LOSSES = [loss.name for loss in LOSSES if loss.family == CLASSIFICATION]
 MARGIN_LOSSES = [loss.name for loss in LOSSES if loss.family == MARGIN]
+MULTI_INPUT_LOSSES = [loss.name for loss in LOSSES if loss.family == MULTI_INPUT]
 
 
 def functions(name):
@@ -333,6 +334,118 @@ def margin_params(cases, shapes):
 
     return [pytest.param(c, r, shape, layout, id=f"{c.id}-{r}-{shape_id(shape)}-{layout}")
             for c in cases for r in c.reductions() for shape, layout in shapes if takes_rank(c, len(shape))]
+
+
+# --- losses of several differentiable arrays ------------------------------------------------------
+
+@dataclass(frozen=True)
+class MultiCase:
+    id: str
+    name: str
+    make: Callable                  # (rng, shape, dtype) -> the loss's arrays, in its argument order
+    options: dict = field(default_factory=dict)
+
+    def __repr__(self):
+        return self.id
+
+    def reductions(self):
+        return list(BY_NAME[self.name].reductions)
+
+    @property
+    def layout(self):
+        return BY_NAME[self.name].layout
+
+    def build(self, rng, shape, dtype):
+        return tuple(np.asarray(a) if not isinstance(a, float) else a for a in self.make(rng, shape, dtype)), \
+            dict(self.options)
+
+
+def ranked_pairs(rng, shape, dtype):
+    return (rng.normal(0, 1, shape).astype(dtype), rng.normal(0, 1, shape).astype(dtype),
+            rng.choice([-1.0, 1.0], shape).astype(dtype))
+
+
+def ranked_pairs_any_target(rng, shape, dtype):
+    """Targets that are not only +-1 (the loss is defined for any real target)."""
+    return (rng.normal(0, 1, shape).astype(dtype), rng.normal(0, 1, shape).astype(dtype),
+            rng.normal(0, 1, shape).astype(dtype))
+
+
+def gaussian(var_kind):
+    """Means, samples and variances in [0.05, 3) (a few below eps = 1e-6, at the clamp) of the kind:
+    "full" (per element), "row" (shape[:-1]), "last1" (the last axis 1), "first1" (the first axis 1)
+    or "float" (a Python float)."""
+    def make(rng, shape, dtype):
+        x, t = rng.normal(0, 1, shape).astype(dtype), rng.normal(0, 1.5, shape).astype(dtype)
+        vshape = {"full": shape, "row": shape[:-1], "last1": shape[:-1] + (1,),
+                  "first1": (1,) + shape[1:]}.get(var_kind)
+        if var_kind == "float":
+            return x, t, 0.7
+        var = rng.uniform(0.05, 3.0, vshape)
+        var = np.where(rng.random(vshape) < 0.1, rng.choice([0.0, 1e-9, 1e-6], vshape), var)
+        return x, t, np.asarray(var, dtype=dtype)
+    make.var_kind = var_kind
+    return make
+
+
+def embedding_pairs(rng, shape, dtype):
+    """cosine_embedding_loss: two embeddings, targets 1 and -1 per row (now and then 0: no loss)."""
+    rows = shape[:-1]
+    return (rng.normal(0, 1, shape).astype(dtype), rng.normal(0, 1, shape).astype(dtype),
+            rng.choice([-1, 1, 1, -1, 0], rows).astype(np.int64))
+
+
+def triplets(rng, shape, dtype):
+    """Anchors, positives near them and negatives: about half the margins active."""
+    a = rng.normal(0, 1, shape)
+    return a.astype(dtype), (a + 0.6 * rng.normal(0, 1, shape)).astype(dtype), rng.normal(0, 1, shape).astype(dtype)
+
+
+MULTI_INPUT_CASES = [
+    MultiCase("margin_ranking", "margin_ranking_loss", ranked_pairs),
+    MultiCase("margin_ranking-margin0.5", "margin_ranking_loss", ranked_pairs, {"margin": 0.5}),
+    MultiCase("margin_ranking-real_targets-margin-0.3", "margin_ranking_loss", ranked_pairs_any_target,
+              {"margin": -0.3}),
+    MultiCase("gaussian_nll", "gaussian_nll_loss", gaussian("full")),
+    MultiCase("gaussian_nll-full", "gaussian_nll_loss", gaussian("full"), {"full": True}),
+    MultiCase("gaussian_nll-var_row", "gaussian_nll_loss", gaussian("row")),
+    MultiCase("gaussian_nll-var_last1-eps0.1", "gaussian_nll_loss", gaussian("last1"), {"eps": 0.1}),
+    MultiCase("gaussian_nll-var_first1-full", "gaussian_nll_loss", gaussian("first1"), {"full": True}),
+    MultiCase("gaussian_nll-var_float", "gaussian_nll_loss", gaussian("float")),
+    MultiCase("cosine_embedding", "cosine_embedding_loss", embedding_pairs),
+    MultiCase("cosine_embedding-margin0.2", "cosine_embedding_loss", embedding_pairs, {"margin": 0.2}),
+    MultiCase("cosine_embedding-margin-0.5", "cosine_embedding_loss", embedding_pairs, {"margin": -0.5}),
+    MultiCase("triplet", "triplet_margin_loss", triplets),
+    MultiCase("triplet-swap", "triplet_margin_loss", triplets, {"swap": True}),
+    MultiCase("triplet-p1-margin0.5", "triplet_margin_loss", triplets, {"p": 1.0, "margin": 0.5}),
+    MultiCase("triplet-p3-swap-eps0", "triplet_margin_loss", triplets, {"p": 3.0, "swap": True, "eps": 0.0}),
+    MultiCase("triplet-p1.5", "triplet_margin_loss", triplets, {"p": 1.5}),
+]
+
+# "pair" and "gaussian" losses take any shape (0-d included); cosine_embedding_loss (D,) and
+# (N, D); triplet_margin_loss any shape of at least one axis
+MULTI_INPUT_SHAPES = [((), "contiguous"), ((7,), "strided"), ((6, 4), "transposed"), ((6, 4), "contiguous"),
+                      ((3, 1), "strided"), ((9, 33), "strided"), ((2, 1100), "contiguous"),
+                      ((2, 3, 5), "transposed"), ((2, 3, 2, 5), "strided")]
+
+
+def multi_takes(case, shape):
+    layout, kind = case.layout, getattr(case.make, "var_kind", "full")
+    if layout == "rows_target":
+        return len(shape) in (1, 2)
+    if layout == "rows" or kind in ("row", "last1"):
+        return len(shape) >= 1
+    if kind == "first1":
+        return len(shape) >= 2
+    return True
+
+
+def multi_params(cases, shapes):
+    """pytest params (case, reduction, shape, layout) for the shapes each case takes."""
+    import pytest
+
+    return [pytest.param(c, r, shape, layout, id=f"{c.id}-{r}-{shape_id(shape)}-{layout}")
+            for c in cases for r in c.reductions() for shape, layout in shapes if multi_takes(c, shape)]
 
 
 def shape_id(shape):

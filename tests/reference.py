@@ -456,3 +456,121 @@ def compute(name, input, target, reduction="mean", grad_output=1.0, **options):
     if name == "nll_loss":
         return nll_loss(input, target, reduction=reduction, grad_output=grad_output, **options)
     return elementwise(name, input, target, reduction=reduction, grad_output=grad_output, **options)
+
+
+# --- losses of several differentiable arrays --------------------------------------------------
+
+def _margin_ranking(x1, x2, y, margin=0.0):
+    with np.errstate(invalid="ignore"):
+        z = -y * (x1 - x2) + margin
+        d = np.where(z >= 0, y, 0.0)             # clamp_min's gradient flows at 0 too
+    mags = np.abs(y) * (np.abs(x1) + np.abs(x2)) + abs(margin)
+    return np.maximum(z, 0), mags, (-d, d), (np.abs(d), np.abs(d)), False
+
+
+def _gaussian_var(var, shape):
+    """var as an array broadcasting to `shape` (PyTorch unsqueezes one shaped like input[:-1])."""
+    var = np.asarray(var, dtype=np.float64)
+    return var[..., None] if var.shape != tuple(shape) and var.shape == tuple(shape[:-1]) else var
+
+
+def _gaussian_nll(x, t, var, full=False, eps=1e-6):
+    v = np.maximum(_gaussian_var(var, x.shape), eps)   # nan stays nan
+    const = 0.5 * np.log(2 * np.pi) if full else 0.0
+    r, big = x - t, np.abs(x) + np.abs(t)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        terms = 0.5 * (np.log(v) + r * r / v) + const
+        mags = 0.5 * (np.abs(np.log(v)) + big * big / v) + const
+        dx, dv = r / v, 0.5 * (1 / v - r * r / (v * v))
+        dxm, dvm = big / v, 0.5 * (1 / v + big * big / (v * v))
+    dv, dvm = np.broadcast_to(dv, x.shape), np.broadcast_to(dvm, x.shape)
+    return terms, mags, (dx, dv), (dxm, dvm), False
+
+
+def _cosine_embedding(x1, x2, y, margin=0.0):
+    y = np.asarray(y, dtype=np.float64)
+    s, a = np.sum(x1 * x2, axis=-1), np.sum(np.abs(x1 * x2), axis=-1)
+    m1, m2 = np.sum(x1 * x1, axis=-1) + 1e-12, np.sum(x2 * x2, axis=-1) + 1e-12
+    r = 1 / np.sqrt(m1 * m2)
+    cos = s * r
+    terms = np.where(y == 1, 1 - cos, np.where(y == -1, np.maximum(cos - margin, 0), 0.0))
+    mags = 1 + abs(margin) + a * r
+    dc = np.where(y == 1, -1.0, np.where((y == -1) & (cos - margin >= 0), 1.0, 0.0))[..., None]
+    r_, c1, c2 = r[..., None], (cos / m1)[..., None], (cos / m2)[..., None]
+    g1, g2 = dc * (r_ * x2 - c1 * x1), dc * (r_ * x1 - c2 * x2)
+    a1, a2 = (a * r / m1)[..., None], (a * r / m2)[..., None]
+    m1g, m2g = np.abs(dc) * (r_ * np.abs(x2) + a1 * np.abs(x1)), np.abs(dc) * (r_ * np.abs(x1) + a2 * np.abs(x2))
+    return terms, mags, (g1, g2), (m1g, m2g), True
+
+
+def _distance(u, v, p, eps):
+    """PyTorch's pairwise_distance: the p-norm of u - v + eps over the last axis, and d norm / d w."""
+    w = u - v + eps
+    d = np.sum(np.abs(w) ** p, axis=-1) ** (1 / p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dw = np.sign(w) * np.abs(w) ** (p - 1) / d[..., None] ** (p - 1)
+    return d, np.where(d[..., None] == 0, 0.0, dw), np.abs(u) + np.abs(v) + abs(eps)
+
+
+def _triplet_margin(a, pos, neg, margin=1.0, p=2.0, eps=1e-6, swap=False):
+    dp, up, bp = _distance(a, pos, p, eps)
+    dn, un, bn = _distance(a, neg, p, eps)
+    ds, us, bs = _distance(pos, neg, p, eps) if swap else (np.full_like(dn, np.inf), 0 * un, 0 * bn)
+    dneg = np.minimum(dn, ds)
+    z = margin + dp - dneg
+    on = (z >= 0)[..., None].astype(np.float64)
+    share = np.where(dn < ds, 1.0, np.where(dn == ds, 0.5, 0.0))[..., None] if swap else 1.0
+    other = 1 - share if swap else 0.0
+    grads = (on * (up - share * un), on * (-up - other * us), on * (share * un + other * us))
+    # the distances' rounding: that of the norms of |w| (p = 2: within a relative eps of the norm)
+    mag_u = (np.abs(up) + np.abs(un) + np.abs(us)) * (1 + (np.sum(bp + bn + bs, axis=-1) / np.maximum(
+        dp + dn + np.where(np.isinf(ds), 0, ds), 1e-300))[..., None])
+    mags = abs(margin) + np.sum(bp + bn, axis=-1) + (np.sum(bs, axis=-1) if swap else 0)
+    return np.maximum(z, 0), mags, grads, (on * mag_u,) * 3, True
+
+
+MULTI_INPUT = {
+    "margin_ranking_loss": _margin_ranking,
+    "gaussian_nll_loss": _gaussian_nll,
+    "cosine_embedding_loss": _cosine_embedding,
+    "triplet_margin_loss": _triplet_margin,
+}
+
+
+def _sum_to(g, shape):
+    """g (shaped like the input) summed over the axes an argument of `shape` was broadcast along."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    if shape == g.shape[:-1]:
+        return g.sum(axis=-1)
+    if len(shape) == g.ndim:
+        return g.sum(axis=tuple(k for k in range(g.ndim) if shape[k] == 1 and g.shape[k] != 1), keepdims=True)
+    return np.asarray(g.sum())
+
+
+def multi_input(name, arrays, reduction="mean", grad_output=1.0, **options):
+    """A loss of several arrays: Result with `grad` and `grad_mag` tuples, one per differentiable
+    array (in order), each shaped like its array (var: summed to var's shape)."""
+    from lossk._losses import BY_NAME
+
+    assert reduction in REDUCTIONS
+    loss_def = BY_NAME[name]
+    values = [_f64(a) for a in arrays]
+    terms, mags, dterms, dmags, per_row = MULTI_INPUT[name](*values, **options)
+    go = np.asarray(grad_output, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        if reduction == "none":
+            loss, loss_mag = terms, mags
+            scale = np.broadcast_to(go, terms.shape)
+        else:
+            div = np.float64(terms.size if reduction == "mean" else 1)
+            loss, loss_mag = float(np.sum(terms) / div), float(np.sum(mags) / div)
+            scale = go / div
+        scale = np.asarray(scale)[..., None] if per_row else scale
+        grads, grad_mags = [], []
+        for k, d, dm in zip(loss_def.differentiable, dterms, dmags):
+            shape = np.shape(arrays[k])
+            grads.append(_sum_to(d * scale, shape))
+            grad_mags.append(_sum_to(dm * np.abs(scale), shape))
+    return Result(loss, tuple(grads), loss_mag, tuple(grad_mags))

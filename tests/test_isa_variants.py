@@ -12,7 +12,8 @@ import pytest
 import lossk
 import reference
 from helpers import DTYPES, assert_close
-from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, functions, takes_rank
+from loss_specs import (CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, MULTI_INPUT_CASES, functions, multi_takes,
+                        takes_rank)
 
 ISAS = ["baseline", "avx2", "avx512", "avx512zen"]
 LEVEL = {"baseline": 0, "avx2": 1, "avx512": 2, "avx512zen": 2}  # avx512zen: AVX-512 tuned for AMD Zen
@@ -22,54 +23,75 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EW_SHAPES = [(67, 131), (300, 257)]
 CLASS_SHAPES = [(37, 13), (3, 7, 5, 11), (512, 100)]
 MARGIN_SHAPES = [(37, 13), (300, 100), (3, 7, 21)]
+MULTI_SHAPES = [(37, 13), (300, 257)]
 
 
 def workload():
-    """Every case on a few shapes: {key: (case, x, t, opts)} built from fixed seeds."""
+    """Every case on a few shapes: {key: (case, arrays, opts)} built from fixed seeds."""
     items = {}
     for i, case in enumerate(ELEMENTWISE_CASES):
         for shape in EW_SHAPES:
             for dtype in DTYPES:
                 x, t, opts = case.build(np.random.default_rng(i), shape, dtype)
-                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, x, t, opts)
+                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, (x, t), opts)
     for i, case in enumerate(CLASSIFICATION_CASES):
         for shape in CLASS_SHAPES:
             for dtype in DTYPES:
                 x, t, opts = case.build(np.random.default_rng(100 + i), shape, dtype)
-                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, x, t, opts)
+                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, (x, t), opts)
     for i, case in enumerate(MARGIN_CASES):
         for shape in filter(lambda shape: takes_rank(case, len(shape)), MARGIN_SHAPES):
             for dtype in DTYPES:
                 x, t, opts = case.build(np.random.default_rng(200 + i), shape, dtype)
-                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, x, t, opts)
+                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, (x, t), opts)
+    for i, case in enumerate(MULTI_INPUT_CASES):
+        for shape in filter(lambda shape: multi_takes(case, shape), MULTI_SHAPES):
+            for dtype in DTYPES:
+                arrays, opts = case.build(np.random.default_rng(300 + i), shape, dtype)
+                items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, arrays, opts)
     return items
+
+
+def _grads(key, grad):
+    """{key/k: gradient k}: one gradient, or each of a multi-input loss's."""
+    return {f"{key}{k}": g for k, g in enumerate(grad)} if isinstance(grad, tuple) else {key: grad}
+
+
+def _reference(case, arrays, reduction, **kw):
+    if case.name in reference.MULTI_INPUT:
+        return reference.multi_input(case.name, arrays, reduction, **kw)
+    return reference.compute(case.name, *arrays, reduction, **kw)
 
 
 def compute(items):
     """{key/what: array}: none loss, mean loss, fused sum loss and gradient."""
     results = {}
-    for key, (case, x, t, opts) in items.items():
+    for key, (case, arrays, opts) in items.items():
         f, f_grad, f_with_grad = functions(case.name)
-        results[f"{key}/none"] = f(x, t, reduction="none", **opts)
-        results[f"{key}/mean"] = np.asarray(f(x, t, reduction="mean", **opts))
-        results[f"{key}/grad"] = f_grad(x, t, reduction="none", grad_output=0.5, **opts)
-        loss, grad = f_with_grad(x, t, reduction="sum", **opts)
-        results[f"{key}/fused_loss"], results[f"{key}/fused_grad"] = np.asarray(loss), grad
+        results[f"{key}/none"] = f(*arrays, reduction="none", **opts)
+        results[f"{key}/mean"] = np.asarray(f(*arrays, reduction="mean", **opts))
+        results.update(_grads(f"{key}/grad", f_grad(*arrays, reduction="none", grad_output=0.5, **opts)))
+        loss, grad = f_with_grad(*arrays, reduction="sum", **opts)
+        results[f"{key}/fused_loss"] = np.asarray(loss)
+        results.update(_grads(f"{key}/fused_grad", grad))
     return results
 
 
 def expected(items):
     out = {}
-    for key, (case, x, t, opts) in items.items():
-        none = reference.compute(case.name, x, t, "none", **opts)
-        mean = reference.compute(case.name, x, t, "mean", **opts)
-        grad = reference.compute(case.name, x, t, "none", grad_output=0.5, **opts)
-        fused = reference.compute(case.name, x, t, "sum", **opts)
+    for key, (case, arrays, opts) in items.items():
+        none = _reference(case, arrays, "none", **opts)
+        mean = _reference(case, arrays, "mean", **opts)
+        grad = _reference(case, arrays, "none", grad_output=0.5, **opts)
+        fused = _reference(case, arrays, "sum", **opts)
         out[f"{key}/none"] = (none.loss, none.loss_mag)
         out[f"{key}/mean"] = (mean.loss, mean.loss_mag)
-        out[f"{key}/grad"] = (grad.grad, grad.grad_mag)
         out[f"{key}/fused_loss"] = (fused.loss, fused.loss_mag)
-        out[f"{key}/fused_grad"] = (fused.grad, fused.grad_mag)
+        for what, r in (("grad", grad), ("fused_grad", fused)):
+            if isinstance(r.grad, tuple):
+                out.update({f"{key}/{what}{k}": (g, m) for k, (g, m) in enumerate(zip(r.grad, r.grad_mag))})
+            else:
+                out[f"{key}/{what}"] = (r.grad, r.grad_mag)
     return out
 
 

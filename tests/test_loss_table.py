@@ -10,9 +10,9 @@ import pytest
 import lossk
 import reference
 from helpers import bench_cases
-from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES
+from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, MULTI_INPUT_CASES
 from lossk import _core, _losses
-from lossk._losses import CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN, SUFFIXES
+from lossk._losses import CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN, MULTI_INPUT, SUFFIXES
 
 NAMES = [loss.name for loss in LOSSES]
 
@@ -24,9 +24,11 @@ def test_public_functions_and_module(loss):
         assert loss.name + suffix in lossk.__all__ and fn is getattr(lossk.functional, loss.name + suffix)
         assert fn.__module__ == "lossk.functional" and loss.doc in fn.__doc__
         options = list(inspect.signature(fn).parameters.values())
-        assert [p.name for p in options[:2]] == ["input", "target"]
-        assert [(p.name, p.default) for p in options[2:]] == list(loss.options + SUFFIXES[suffix])
-        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in options[2:])
+        k = len(loss.arguments)
+        assert [p.name for p in options[:k]] == list(loss.arguments)
+        assert loss.arguments == (("input", "target") if loss.family != MULTI_INPUT else loss.arguments)
+        assert [(p.name, p.default) for p in options[k:]] == list(loss.options + SUFFIXES[suffix])
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in options[k:])
     module = getattr(lossk.nn, loss.module)
     assert loss.module in lossk.nn.__all__ and module.__module__ == "lossk.nn"
     assert [(p.name, p.default) for p in inspect.signature(module).parameters.values()] == list(loss.options)
@@ -45,7 +47,10 @@ def test_signatures_are_pytorchs(loss):
     torch = pytest.importorskip("torch")
     skip = {"size_average", "reduce"} | NOT_IN_LOSSK.get(loss.name, set())
     function = bench_cases().torch_function(loss.name)
-    functional = [(p.name, p.default) for p in inspect.signature(function).parameters.values()][2:]
+    params = list(inspect.signature(function).parameters.values())
+    if loss.name != "sigmoid_focal_loss":    # torchvision's (inputs, targets): a documented difference
+        assert [p.name for p in params[:len(loss.arguments)]] == list(loss.arguments), "the arrays, in PyTorch's order"
+    functional = [(p.name, p.default) for p in params][len(loss.arguments):]
     assert [o for o in functional if o[0] not in skip] == list(loss.options)
     if loss.name == "sigmoid_focal_loss":
         return
@@ -57,7 +62,7 @@ def test_signatures_are_pytorchs(loss):
 def test_kernels_exist_and_take_the_family_arguments(loss):
     for kernel in filter(None, (loss.kernel, loss.prob_kernel, loss.domain_check)):
         assert _core.kernel_id(kernel, loss.family) >= 0
-    for other in {ELEMENTWISE, CLASSIFICATION, MARGIN} - {loss.family}:
+    for other in {ELEMENTWISE, CLASSIFICATION, MARGIN, MULTI_INPUT} - {loss.family}:
         with pytest.raises(TypeError, match="arguments"):
             _core.kernel_id(loss.kernel, other)
 
@@ -77,6 +82,9 @@ def test_every_loss_has_its_twin_cases_and_benchmark(loss):
     if loss.family == ELEMENTWISE:
         assert loss.name in reference.ELEMENTWISE
         assert any(case.name == loss.name for case in ELEMENTWISE_CASES)
+    elif loss.family == MULTI_INPUT:
+        assert loss.name in reference.MULTI_INPUT and loss.layout in ("pair", "gaussian", "rows_target", "rows")
+        assert any(case.name == loss.name for case in MULTI_INPUT_CASES)
     elif loss.family == MARGIN:
         assert loss.name in reference.MARGIN and loss.targets in ("class", "class_lists", "values")
         assert any(case.name == loss.name for case in MARGIN_CASES)

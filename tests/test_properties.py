@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 
 import reference
 from helpers import DTYPES
-from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, check_outputs, evaluate, takes_rank
+from loss_specs import (CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, MULTI_INPUT_CASES, check_outputs, evaluate,
+                        functions, multi_takes, takes_rank)
+from helpers import assert_close, unmodified
 from lossk._losses import BY_NAME, CLASSIFICATION
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -111,3 +113,41 @@ def test_margin_matches_twin(data, case_shape, dtype, seed):
     layout = data.draw(layouts(len(shape)), "layout")
     reduction = data.draw(st.sampled_from(case.reductions()), "reduction")
     run_case(case, shape, dtype, layout, reduction, seed, shape[:-1], shape[:-1])
+
+
+@st.composite
+def multi_input_cases_and_shapes(draw):
+    """A multi-input case and a shape it takes (0 to 4 axes of 0 to 9; the last >= 1 for rows)."""
+    case = draw(st.sampled_from(MULTI_INPUT_CASES))
+    shape = tuple(draw(st.lists(st.integers(0, 9), min_size=0, max_size=4)))
+    while not multi_takes(case, shape):
+        shape = shape[1:] if len(shape) > 2 else shape + (draw(st.integers(1, 9)),)
+    return case, shape
+
+
+@SETTINGS
+@given(data=st.data(), case_shape=multi_input_cases_and_shapes(), dtype=st.sampled_from(DTYPES),
+       seed=st.integers(0, 2**32 - 1))
+def test_multi_input_matches_twin(data, case_shape, dtype, seed):
+    """Every array in its own random layout; loss and each gradient against the twin, the fused
+    call against the separate ones, nothing modified."""
+    case, shape = case_shape
+    reduction = data.draw(st.sampled_from(case.reductions()), "reduction")
+    rng = np.random.default_rng(seed)
+    arrays, opts = case.build(rng, shape, dtype)
+    arrays = tuple(in_layout(a, data.draw(layouts(np.ndim(a)), f"layout {k}")) for k, a in enumerate(arrays))
+    loss_shape = shape if case.layout in ("pair", "gaussian") else shape[:-1]
+    go = rng.normal(0, 2, loss_shape).astype(dtype) if reduction == "none" else 1.5
+    f, f_grad, f_with_grad = functions(case.name)
+    with unmodified(*arrays, go):
+        loss = f(*arrays, reduction=reduction, **opts)
+        grads = f_grad(*arrays, reduction=reduction, grad_output=go, **opts)
+        fused_loss, fused = f_with_grad(*arrays, reduction=reduction, **opts)
+    want = reference.multi_input(case.name, arrays, reduction, grad_output=go, **opts)
+    want1 = reference.multi_input(case.name, arrays, reduction, **opts)
+    assert_close(loss, want.loss, dtype, want.loss_mag, "loss")
+    assert_close(fused_loss, loss, dtype, want.loss_mag, "fused loss")
+    grads1 = f_grad(*arrays, reduction=reduction, **opts)
+    for g, g1, gf, w, m, m1 in zip(grads, grads1, fused, want.grad, want.grad_mag, want1.grad_mag):
+        assert_close(g, w, dtype, m, "grad")
+        assert_close(gf, g1.astype(np.float64), dtype, m1, "fused grad vs NAME_grad")
