@@ -142,8 +142,8 @@ def header_section(args, bandwidths, loads, settings):
         "shared machine, and the copy evicts the call's arrays from the caches). Fused and grad-only calls: elementwise losses read input and "
         "target and write the gradient (3 arrays); cross_entropy reads the logits and int64 targets and writes "
         "the gradient; nll_loss reads the targets and the 64-byte lines holding the input values they pick "
-        "(memory moves whole lines) and writes the gradient (grad-only: no input reads). Loss-only calls: the "
-        "reads alone.",
+        "(memory moves whole lines) and writes the gradient (grad-only: no input reads); the losses of several "
+        "arrays read every array and write each input-shaped gradient. Loss-only calls: the reads alone.",
         "- **Inputs** (bench/cases.py): reduction \"mean\" (kl_div: \"batchmean\"), default options, float "
         "targets shaped like the input, int64 class indices for cross_entropy and nll_loss; NumPy is a "
         "straightforward vectorised forward + gradient, as a user would write it.",

@@ -282,9 +282,11 @@ LOSSES = (
          layout="rows_target"),
     Loss("triplet_margin_loss", "TripletMarginLoss", MULTI_INPUT, "triplet_margin",
          (("margin", 1.0), ("p", 2.0), ("eps", 1e-6), ("swap", False), REDUCTION),
-         """Triplet loss: per row of the last axis, ``max(0, margin + |anchor - positive + eps|_p -
-    |anchor - negative + eps|_p)``; with ``swap``, the second distance is the smaller of it and
-    ``|positive - negative + eps|_p`` (a tie splits the gradient in halves, as PyTorch's minimum).
+         """Triplet loss: per row of the last axis,
+    ``max(0, margin + d(anchor, positive) - d(anchor, negative))`` with ``d(u, v)`` the p-norm of
+    ``u - v + eps`` (PyTorch's
+    ``pairwise_distance``); with ``swap``, the second distance is the smaller of it and
+    ``d(positive, negative)`` (a tie splits the gradient in halves, as PyTorch's minimum).
 
     The three arrays have one shape, at least 1-d; "none" gives ``anchor.shape[:-1]``.
     ``triplet_margin_loss_grad`` returns ``(d/d anchor, d/d positive, d/d negative)``; a zero
