@@ -301,6 +301,55 @@ def np_triplet_margin(a, p, n, margin=1.0, eps=1e-6):
     return np.mean(np.maximum(z, 0)), (up - un, -up, un)
 
 
+def ctc_problem(rng, shape, dtype):
+    """ctc_loss: log_probs (T, N, C), padded targets (N, S) of labels 1..C-1 without repeats, every
+    input T steps long, targets of S/2 to S labels."""
+    T, N, C, S = shape
+    z = rng.standard_normal((T, N, C))
+    log_probs = (z - np.log(np.exp(z).sum(axis=-1, keepdims=True))).astype(dtype)
+    targets = rng.integers(1, C, (N, S))
+    return log_probs, targets, np.full(N, T), rng.integers(S // 2, S + 1, N)
+
+
+def np_ctc(log_probs, targets, input_lengths, target_lengths):
+    """The batch's alpha and beta recursions in log space (vectorised over the sequences and the
+    states), PyTorch's gradient and the mean over target lengths."""
+    lp = log_probs.astype(np.float64)
+    T, N, C = lp.shape
+    L = 2 * targets.shape[1] + 1
+    ext = np.zeros((N, L), np.int64)
+    ext[:, 1::2] = targets
+    skip = np.zeros((N, L), bool)
+    skip[:, 2:] = ext[:, 2:] != ext[:, :-2]
+    valid = np.arange(L)[None, :] < 2 * target_lengths[:, None] + 1
+    emit = np.take_along_axis(lp, np.broadcast_to(ext, (T, N, L)), axis=2)
+    alpha = np.full((T, N, L + 2), -np.inf)
+    alpha[0, :, 2:4] = emit[0, :, :2]
+    for t in range(1, T):
+        a = alpha[t - 1]
+        three = np.stack([a[:, 2:], a[:, 1:-1], np.where(skip, a[:, :-2], -np.inf)])
+        alpha[t, :, 2:] = np.where(valid, np.logaddexp.reduce(three, axis=0) + emit[t], -np.inf)
+    last = 2 * target_lengths + 2
+    rows = np.arange(N)
+    nll = -np.logaddexp(alpha[T - 1, rows, last], alpha[T - 1, rows, last - 1])
+    beta = np.full((T, N, L + 2), -np.inf)
+    beta[T - 1, rows, last - 2] = emit[T - 1, rows, last - 2]
+    beta[T - 1, rows, last - 3] = emit[T - 1, rows, last - 3]
+    back = np.zeros((N, L), bool)
+    back[:, :-2] = skip[:, 2:]
+    for t in range(T - 2, -1, -1):
+        b = beta[t + 1]
+        three = np.stack([b[:, :-2], b[:, 1:-1], np.where(back, b[:, 2:], -np.inf)])
+        beta[t, :, :-2] = np.where(valid, np.logaddexp.reduce(three, axis=0) + emit[t], -np.inf)
+    ab = alpha[:, :, 2:] + beta[:, :, :-2]
+    occupancy = np.zeros((T, N, C))
+    with np.errstate(invalid="ignore"):
+        np.add.at(occupancy, (slice(None), rows[:, None], ext), np.exp(ab + nll[None, :, None]))
+    per = np.maximum(target_lengths, 1)
+    grad = (np.exp(lp) - occupancy / np.exp(lp)) / (per * N)[None, :, None]
+    return np.mean(nll / per), grad.astype(log_probs.dtype)
+
+
 # --- floor traffic: bytes the lossk calls must read + write at the least -------------------------
 
 def elementwise_traffic(x, t):
@@ -346,6 +395,7 @@ class Loss:
     torch_target: float             # the issue's target speed-up over PyTorch forward + backward
     options: dict = field(default_factory=dict)     # keyword options for lossk and PyTorch alike
     differentiable: tuple = ()      # several differentiable arrays: their indices (the gradient is a tuple)
+    memory_bound: bool = True       # held to the floor targets (not CTC: its recursions are compute-bound)
 
 
 ELEMENTWISE_SHAPES = {"large": ((2 ** 14, 2 ** 10), (64, 64)), "medium": ((2 ** 8, 2 ** 8), (16, 16))}
@@ -354,6 +404,7 @@ CROSS_ENTROPY_SHAPES = {"large": ((8192, 1000), (64, 100)), "spatial": ((16, 21,
 MARGIN_SHAPES = {"large": ((8192, 1000), (64, 100)), "few classes": ((262144, 10), (256, 10))}
 NLL_SHAPES = {"large": ((8, 21, 256, 256), (2, 21, 8, 8)), "large 2d": ((8192, 1000), (64, 100))}
 EMBEDDING_SHAPES = {"large": ((65536, 256), (64, 32))}
+CTC_SHAPES = {"large": ((200, 32, 40, 50), (20, 4, 10, 5))}   # (T, N, C, S)
 
 
 def _elementwise(name, make, reference, torch_target=2.0, **options):
@@ -385,6 +436,8 @@ LOSSES = {loss.name: loss for loss in [
          EMBEDDING_SHAPES, 2.0, differentiable=(0, 1)),
     Loss("triplet_margin_loss", triplets, np_triplet_margin, partial(arrays_traffic, gradients=3),
          EMBEDDING_SHAPES, 2.0, differentiable=(0, 1, 2)),
+    Loss("ctc_loss", ctc_problem, np_ctc, partial(arrays_traffic, gradients=1), CTC_SHAPES, 2.0,
+         memory_bound=False),
     Loss("cross_entropy", logits_and_classes, np_cross_entropy, cross_entropy_traffic, CROSS_ENTROPY_SHAPES, 4.0),
     Loss("nll_loss", log_probs_and_classes, np_nll, nll_traffic, NLL_SHAPES, 3.0),
 ]}

@@ -81,6 +81,25 @@ cdef extern from "lossk.h" nogil:
         const void *grad_output
         double grad_scale
 
+    ctypedef struct lossk_ctc_args:
+        int64_t t, n, c
+        const void *log_probs
+        const int64_t *targets
+        int64_t targets_size
+        const int64_t *target_offsets
+        const int64_t *input_lengths
+        const int64_t *target_lengths
+        int64_t blank
+        int zero_infinity
+        int per_target_mean
+        int reduction
+        double divisor
+        void *loss
+        void *grad
+        const void *grad_output
+        double grad_scale
+        int64_t bad_index
+
     enum:
         LOSSK_CONV_AUTO
         LOSSK_CONV_DIRECT
@@ -174,5 +193,6 @@ ctypedef int (*elementwise_kernel)(lossk_elementwise_args *) noexcept nogil
 ctypedef int (*class_kernel)(lossk_class_args *) noexcept nogil
 ctypedef int (*margin_kernel)(lossk_margin_args *) noexcept nogil
 ctypedef int (*multi_kernel)(lossk_multi_args *) noexcept nogil
+ctypedef int (*ctc_kernel)(lossk_ctc_args *) noexcept nogil
 ctypedef int (*conv_kernel)(lossk_conv2d_args *) noexcept nogil
 ctypedef int (*linear_kernel)(lossk_linear_args *) noexcept nogil

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
-ELEMENTWISE, CLASSIFICATION, MARGIN, MULTI_INPUT = "elementwise", "classification", "margin", "multi_input"
+ELEMENTWISE, CLASSIFICATION, MARGIN, MULTI_INPUT, CTC = "elementwise", "classification", "margin", "multi_input", "ctc"
 
 
 @dataclass(frozen=True)
@@ -25,8 +25,8 @@ class Loss:
     name: str               # torch.nn.functional's name: lossk.NAME, NAME_grad, NAME_with_grad
     module: str             # torch.nn's module name: lossk.nn.MODULE
     family: str             # ELEMENTWISE (target shaped like input), CLASSIFICATION (class axis 1),
-                            # MARGIN (a loss per row of the last axis) or MULTI_INPUT (several
-                            # differentiable arrays)
+                            # MARGIN (a loss per row of the last axis), MULTI_INPUT (several
+                            # differentiable arrays) or CTC (sequences against shorter targets)
     kernel: str             # the kernel's name in src/lossk.h (lossk_KERNEL_f32, lossk_KERNEL_f64)
     options: Tuple[Tuple[str, object], ...]   # (name, default) in PyTorch's order, reduction among them
     doc: str
@@ -121,6 +121,10 @@ def _margin_ranking(margin):
 
 def _gaussian_nll(full, eps):
     return {"full": bool(full), "eps": _non_negative("eps", _number("eps", eps), allow_zero=True)}
+
+
+def _ctc(blank, zero_infinity):
+    return {"blank": blank, "zero_infinity": bool(zero_infinity)}
 
 
 def _triplet_margin(margin, p, eps, swap):
@@ -295,6 +299,30 @@ LOSSES = (
     """,
          prepare=_triplet_margin, arguments=("anchor", "positive", "negative"), differentiable=(0, 1, 2),
          layout="rows"),
+    Loss("ctc_loss", "CTCLoss", CTC, "ctc", (("blank", 0), REDUCTION, ("zero_infinity", False)),
+         """Connectionist temporal classification loss: per sequence, ``-log`` of the total
+    probability of every alignment of its target to its input (Graves et al., 2006), computed by
+    the forward (alpha) and backward (beta) recursions in log space.
+
+    ``log_probs``: (T, N, C) log-probabilities over C classes (class ``blank`` among them) at T
+    time steps for N sequences, or (T, C) unbatched; sequence n uses its first
+    ``input_lengths[n]`` steps. ``targets``: class indices of any integer dtype, padded (N, S) with
+    row n's first ``target_lengths[n]`` used (the rest is not read), or concatenated (the sum of
+    ``target_lengths``,); unbatched, (target_length,) or (1, S). ``input_lengths``, ``target_lengths``: (N,) integers
+    (arrays or sequences; unbatched an integer). A target needs at least as many steps as its
+    labels plus its repeats; a sequence with none gives +inf (its gradient nan, as PyTorch's), or
+    0 and a zero gradient with ``zero_infinity``. "mean" divides each sequence's loss by its target
+    length (at least 1), then averages over the batch, as PyTorch.
+
+    The gradient is PyTorch's: ``exp(log_probs) - exp(log_ab - loss - log_probs)`` over the input's
+    steps (0 after them), where ``log_ab`` sums alpha beta over the target's states of each class.
+    That is the derivative with respect to the logits whose ``log_softmax`` ``log_probs`` are; the
+    derivative with respect to ``log_probs`` itself lacks the ``exp(log_probs)`` term, which
+    ``log_softmax``'s backward removes. Computed in double for float32 too.
+    Deliberate differences: a used target outside [0, C) raises ValueError naming its position
+    (PyTorch reads out of bounds); float targets are refused; empty ``log_probs`` are accepted.
+    """,
+         prepare=_ctc, arguments=("log_probs", "targets", "input_lengths", "target_lengths")),
     Loss("cross_entropy", "CrossEntropyLoss", CLASSIFICATION, "cross_entropy",
          (WEIGHT, ("ignore_index", -100), REDUCTION, ("label_smoothing", 0.0)),
          """Cross-entropy of logits: ``log_softmax`` over the class axis, then NLL.
@@ -335,7 +363,7 @@ _STUB_TYPES = {
     "reduction": "_Reduction", "weight": "Optional[ArrayLike]", "pos_weight": "Optional[ArrayLike]",
     "ignore_index": "int", "label_smoothing": "float", "beta": "float", "delta": "float",
     "log_target": "bool", "margin": "float", "log_input": "bool", "full": "bool", "eps": "float",
-    "alpha": "float", "gamma": "float", "p": "int", "swap": "bool", "grad_output": "Union[float, ArrayLike]", "out": "Optional[_Array]",
+    "alpha": "float", "gamma": "float", "p": "int", "swap": "bool", "blank": "int", "zero_infinity": "bool", "grad_output": "Union[float, ArrayLike]", "out": "Optional[_Array]",
 }
 _STUB_RETURNS = {"": "_LossValue", "_grad": "_Array", "_with_grad": "Tuple[_LossValue, _Array]"}
 _STUB_MULTI_RETURNS = {"": "_LossValue", "_grad": "Tuple[_Array, ...]", "_with_grad": "Tuple[_LossValue, Tuple[_Array, ...]]"}

@@ -25,13 +25,13 @@ The functions are generated from the loss table in ``lossk/_losses.py``.
 """
 from . import _core
 from ._core import BOTH, GRAD, LOSS
-from ._losses import CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN, MULTI_INPUT, SUFFIXES, define
+from ._losses import CLASSIFICATION, CTC, ELEMENTWISE, LOSSES, MARGIN, MULTI_INPUT, SUFFIXES, define
 
 __all__ = [loss.name + suffix for loss in LOSSES for suffix in SUFFIXES]
 
 _MODES = {"": LOSS, "_grad": GRAD, "_with_grad": BOTH}
 _BINDINGS = {ELEMENTWISE: _core.elementwise, CLASSIFICATION: _core.classification, MARGIN: _core.margin,
-             MULTI_INPUT: _core.multi_input}
+             MULTI_INPUT: _core.multi_input, CTC: _core.ctc}
 
 
 def _fixed_keywords(loss):
@@ -45,6 +45,8 @@ def _fixed_keywords(loss):
         return f", targets={loss.targets!r}"
     if loss.family == MULTI_INPUT:
         return f", layout={loss.layout!r}, names={loss.arguments!r}, differentiable={loss.differentiable!r}"
+    if loss.family == CTC:
+        return ""
     prob = _core.kernel_id(loss.prob_kernel, CLASSIFICATION) if loss.prob_kernel else -1
     return f", name={loss.name!r}, prob_kernel={prob}"
 
@@ -78,9 +80,10 @@ def _companion_doc(loss, suffix):
         head = (f"``({name}(...), {name}_grad(...))`` computed in one fused pass; the gradient is for "
                 "grad_output=1 and goes into ``out`` when given.")
     else:
-        head = (f"Gradient of :func:`{name}` with respect to ``input``, times ``grad_output`` (a scalar "
+        x = loss.arguments[0]
+        head = (f"Gradient of :func:`{name}` with respect to ``{x}``, times ``grad_output`` (a scalar "
                 "for reduction 'mean'/'sum'; a scalar or an array shaped like the loss for 'none'). "
-                "Shaped and typed like ``input``; written into ``out`` (C-contiguous, aligned, same shape and "
+                f"Shaped and typed like ``{x}``; written into ``out`` (C-contiguous, aligned, same shape and "
                 "dtype) when given.")
     return f"{head}\n\nSee {name}:\n\n{doc}"
 

@@ -542,9 +542,10 @@ class Sequential(Module):
 # ---- Losses ------------------------------------------------------------------------------------
 
 class _Loss:
-    """``loss = criterion(input, target)`` computes the loss and its gradient in one fused pass;
-    ``criterion.backward()`` returns d(loss)/d(input) (a buffer reused by the next call of the same
-    shape: copy it to keep it)."""
+    """``loss = criterion(input, target)`` (CTCLoss: ``criterion(log_probs, targets, input_lengths,
+    target_lengths)``) computes the loss and its gradient in one fused pass; ``criterion.backward()``
+    returns d(loss)/d(input) (a buffer reused by the next call of the same shape: copy it to keep
+    it)."""
     _fn = None
 
     def __init__(self, reduction="mean", **options):
@@ -557,11 +558,11 @@ class _Loss:
         opts = "".join(f", {k}={v!r}" for k, v in self.options.items() if v is not None)
         return f"{type(self).__name__}(reduction={self.reduction!r}{opts})"
 
-    def __call__(self, input, target):
+    def __call__(self, input, target, *lengths):
         g = self._grad
         out = g if (isinstance(input, np.ndarray) and g is not None and g.shape == input.shape
                     and g.dtype == input.dtype) else None
-        loss, self._grad = type(self)._fn(input, target, reduction=self.reduction, out=out, **self.options)
+        loss, self._grad = type(self)._fn(input, target, *lengths, reduction=self.reduction, out=out, **self.options)
         self._ready = True
         return loss
 

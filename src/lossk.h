@@ -161,6 +161,38 @@ typedef struct lossk_multi_args {
     double grad_scale;
 } lossk_multi_args;
 
+/* Connectionist temporal classification (ctc.c): log_probs (T, N, C); sample b's input is its first
+ * input_lengths[b] time steps, its target the target_lengths[b] class indices at
+ * targets[target_offsets[b]], and its loss -log of the total probability of the target's
+ * alignments to the input (alpha, the forward recursion in log space over the target with a blank
+ * before, between and after its labels), +inf when there is none (0 with zero_infinity).
+ * Gradient, as PyTorch's: exp(log_probs) - exp(log_ab - loss - log_probs) for t < input_lengths[b]
+ * (0 after), log_ab(t, c) the log of the sum over the states of class c of alpha beta; times
+ * grad_output[b] when given, else grad_scale. That is the derivative with respect to logits whose
+ * log_softmax log_probs are (the derivative with respect to log_probs lacks exp(log_probs)).
+ * per_target_mean divides each sample's loss and gradient by max(target_lengths[b], 1).
+ * Every length (LOSSK_ERR_ARGUMENT) and every target index used (LOSSK_ERR_TARGET, bad_index its
+ * position in targets) is checked before anything is written. Each block of samples allocates its
+ * forward variables (input_lengths[b] (2 target_lengths[b] + 5) doubles for its longest sample);
+ * LOSSK_ERR_NOMEM if it cannot, with the outputs partly written. */
+typedef struct lossk_ctc_args {
+    int64_t t, n, c;
+    const void *log_probs;
+    const int64_t *targets;
+    int64_t targets_size;
+    const int64_t *target_offsets, *input_lengths, *target_lengths;   /* n values each */
+    int64_t blank;                  /* in [0, C) */
+    int zero_infinity;
+    int per_target_mean;
+    int reduction;                  /* enum lossk_reduction */
+    double divisor;
+    void *loss;                     /* NULL, n values (NONE) or 1 value (SUM) */
+    void *grad;                     /* NULL, or T * N * C values */
+    const void *grad_output;        /* NULL, or n values */
+    double grad_scale;
+    int64_t bad_index;
+} lossk_ctc_args;
+
 /* Layers of a convolutional network (layers.c). Activations are NCHW, weights in PyTorch's
  * layouts; every parameter gradient is ADDED to what its buffer holds (zero it to start).
  *
@@ -268,6 +300,7 @@ typedef struct lossk_relu_args {
     X(gaussian_nll, lossk_multi_args) \
     X(cosine_embedding, lossk_multi_args) \
     X(triplet_margin, lossk_multi_args) \
+    X(ctc, lossk_ctc_args) \
     X(conv2d_forward, lossk_conv2d_args) \
     X(conv2d_backward_input, lossk_conv2d_args) \
     X(conv2d_backward_weight, lossk_conv2d_args) \

@@ -642,3 +642,32 @@ def check_unusual_arrays(case, shape, kind, dtype, rng):
                 f_grad(xc, tc, **opts)]
     for got, want, what in zip(results, expected, ("none", "mean", "grad")):
         assert_bitwise_equal(got.astype(want.dtype), want, f"{kind} {what}")
+
+
+# --- ctc_loss --------------------------------------------------------------------------------------
+
+def log_softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def ctc_problem(rng, T, N, C, S, dtype, blank=0, layout="padded", impossible=False, repeats=False):
+    """log_probs (T, N, C), targets (padded (N, S), concatenated, or unbatched (S,) for N = 1), and
+    lengths: some empty targets, some short inputs; `impossible`: a sequence with too few steps."""
+    lp = log_softmax(rng.normal(0, 2, (T, N, C))).astype(dtype)
+    labels = np.array([c for c in range(C) if c != blank])
+    targets = rng.choice(labels, (N, S)) if len(labels) else np.zeros((N, S), np.int64)
+    if repeats and S >= 2:
+        targets[:, 1] = targets[:, 0]
+    il = rng.integers(0, T + 1, N)
+    tl = np.minimum(rng.integers(0, S + 1, N), np.maximum(il // 2, 0))
+    if N >= 2:
+        il[0], tl[0] = T, min(S, T // 2)
+        tl[1] = 0
+    if impossible and N >= 2 and S >= 1:
+        il[N - 1], tl[N - 1] = 0, 1
+    if layout == "unbatched":
+        return lp[:, 0], targets[0, :tl[0]], int(il[0]), int(tl[0])
+    if layout == "concatenated":
+        targets = np.concatenate([targets[n, :tl[n]] for n in range(N)] + [np.zeros(0, np.int64)]).astype(np.int64)
+    return lp, targets, il, tl

@@ -574,3 +574,98 @@ def multi_input(name, arrays, reduction="mean", grad_output=1.0, **options):
             grads.append(_sum_to(d * scale, shape))
             grad_mags.append(_sum_to(dm * np.abs(scale), shape))
     return Result(loss, tuple(grads), loss_mag, tuple(grad_mags))
+
+
+def _ctc_sequence(lp, labels, blank):
+    """One sequence: (-log p(labels | lp), d/d logits of lp = log_softmax(logits), the magnitude of
+    that gradient's two terms) in float64, from
+    Graves et al. (2006): alpha and beta over the labels with blanks around them, in log space."""
+    ext = np.full(2 * len(labels) + 1, blank, dtype=np.int64)
+    ext[1::2] = labels
+    T, L = lp.shape[0], len(ext)
+    if T == 0:
+        return (0.0 if L == 1 else np.inf), np.zeros_like(lp), np.zeros_like(lp)
+    skip = np.array([s >= 2 and ext[s] != ext[s - 2] for s in range(L)])
+    emit = lp[:, ext]                                   # (T, L)
+    alpha = np.full((T, L), -np.inf)
+    beta = np.full((T, L), -np.inf)
+    alpha[0, :2] = emit[0, :2]
+    def later(a, k):     # a[s - k] at s (-inf before the start)
+        return np.concatenate([np.full(k, -np.inf), a])[:L]
+
+    def earlier(a, k):   # a[s + k] at s (-inf after the end)
+        return np.concatenate([a, np.full(k, -np.inf)])[k:]
+
+    with np.errstate(invalid="ignore"):
+        for t in range(1, T):
+            a = alpha[t - 1]
+            prev = np.logaddexp(a, later(a, 1))
+            prev = np.where(skip, np.logaddexp(prev, later(a, 2)), prev)
+            alpha[t] = prev + emit[t]
+        beta[T - 1, L - 2 if L > 1 else 0:] = emit[T - 1, L - 2 if L > 1 else 0:]
+        skip_back = np.concatenate([skip, [False, False]])[2:]
+        for t in range(T - 2, -1, -1):
+            b = beta[t + 1]
+            nxt = np.logaddexp(b, earlier(b, 1))
+            nxt = np.where(skip_back, np.logaddexp(nxt, earlier(b, 2)), nxt)
+            beta[t] = nxt + emit[t]
+        nll = -np.logaddexp(alpha[T - 1, L - 1], alpha[T - 1, L - 2] if L > 1 else -np.inf)
+        log_ab = np.full(lp.shape, -np.inf)
+        for s in range(L):
+            log_ab[:, ext[s]] = np.logaddexp(log_ab[:, ext[s]], alpha[:, s] + beta[:, s])
+        occupancy = np.exp(log_ab + nll - lp)
+    return nll, np.exp(lp) - occupancy, np.exp(lp) + occupancy
+
+
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False,
+             grad_output=1.0):
+    """CTC: Result with the loss and PyTorch's gradient (see lossk.ctc_loss) for log_probs (T, N, C)
+    or (T, C), targets padded (N, S) or concatenated."""
+    assert reduction in REDUCTIONS
+    lp = _f64(log_probs)
+    unbatched = lp.ndim == 2
+    lp3 = lp[:, None] if unbatched else lp
+    T, N, C = lp3.shape
+    il = np.asarray(input_lengths, dtype=np.int64).reshape(N)
+    tl = np.asarray(target_lengths, dtype=np.int64).reshape(N)
+    tg = np.asarray(targets, dtype=np.int64)
+    padded = tg.ndim == 2
+    starts = np.concatenate([[0], np.cumsum(tl)[:-1]]).astype(np.int64)
+    losses, grad, grad_mag = np.zeros(N), np.zeros_like(lp3), np.zeros_like(lp3)
+    for n in range(N):
+        labels = tg[n, :tl[n]] if padded else tg[starts[n]:starts[n] + tl[n]]
+        nll, g, m = _ctc_sequence(lp3[:il[n], n], labels, blank)
+        if zero_infinity and nll == np.inf:
+            nll, g, m = 0.0, np.zeros_like(g), np.zeros_like(m)
+        losses[n] = nll
+        grad[:il[n], n] = g
+        grad_mag[:il[n], n] = m
+    go = np.asarray(grad_output, dtype=np.float64)
+    per = np.maximum(tl, 1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if reduction == "none":
+            loss = losses[0] if unbatched else losses
+            scale = np.broadcast_to(go, (N,)) if go.ndim == 0 else go.reshape(N)
+        elif reduction == "sum":
+            loss, scale = float(losses.sum()), np.broadcast_to(go, (N,))
+        else:
+            loss, scale = float(np.mean(losses / per)) if N else np.nan, go / N / per
+        grad = grad * scale[None, :, None]
+        grad_mag = grad_mag * np.abs(scale)[None, :, None]
+    if unbatched:
+        grad, grad_mag = grad[:, 0], grad_mag[:, 0]
+    return Result(loss, grad, np.abs(np.asarray(loss)), grad_mag)
+
+
+def ctc_by_enumeration(log_probs, labels, blank=0):
+    """-log p(labels | log_probs (T, C)) by summing over every path of T classes that collapses to
+    `labels` (repeats merged, then blanks dropped): exponential in T, for tiny T only."""
+    import itertools
+
+    T, C = log_probs.shape
+    total = -np.inf
+    for path in itertools.product(range(C), repeat=T):
+        collapsed = [c for k, c in enumerate(path) if c != blank and (k == 0 or c != path[k - 1])]
+        if collapsed == list(labels):
+            total = np.logaddexp(total, sum(log_probs[t, c] for t, c in enumerate(path)))
+    return -total

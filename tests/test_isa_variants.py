@@ -12,8 +12,8 @@ import pytest
 import lossk
 import reference
 from helpers import DTYPES, assert_close
-from loss_specs import (CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, MULTI_INPUT_CASES, functions, multi_takes,
-                        takes_rank)
+from loss_specs import (CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, MULTI_INPUT_CASES, ctc_problem, functions,
+                        multi_takes, takes_rank)
 
 ISAS = ["baseline", "avx2", "avx512", "avx512zen"]
 LEVEL = {"baseline": 0, "avx2": 1, "avx512": 2, "avx512zen": 2}  # avx512zen: AVX-512 tuned for AMD Zen
@@ -24,6 +24,11 @@ EW_SHAPES = [(67, 131), (300, 257)]
 CLASS_SHAPES = [(37, 13), (3, 7, 5, 11), (512, 100)]
 MARGIN_SHAPES = [(37, 13), (300, 100), (3, 7, 21)]
 MULTI_SHAPES = [(37, 13), (300, 257)]
+CTC_SHAPES = [(13, 5, 7, 4), (60, 40, 21, 12)]   # (T, N, C, S)
+
+
+class CTCCase:
+    name = "ctc_loss"
 
 
 def workload():
@@ -49,6 +54,10 @@ def workload():
             for dtype in DTYPES:
                 arrays, opts = case.build(np.random.default_rng(300 + i), shape, dtype)
                 items[f"{case.id}-{shape}-{np.dtype(dtype).name}"] = (case, arrays, opts)
+    for shape in CTC_SHAPES:
+        for dtype in DTYPES:
+            arrays = ctc_problem(np.random.default_rng(400), *shape, dtype, blank=2, impossible=True, repeats=True)
+            items[f"ctc_loss-{shape}-{np.dtype(dtype).name}"] = (CTCCase, arrays, {"blank": 2, "zero_infinity": True})
     return items
 
 
@@ -60,6 +69,8 @@ def _grads(key, grad):
 def _reference(case, arrays, reduction, **kw):
     if case.name in reference.MULTI_INPUT:
         return reference.multi_input(case.name, arrays, reduction, **kw)
+    if case.name == "ctc_loss":
+        return reference.ctc_loss(*arrays, reduction=reduction, **kw)
     return reference.compute(case.name, *arrays, reduction, **kw)
 
 

@@ -12,7 +12,7 @@ import reference
 from helpers import bench_cases
 from loss_specs import CLASSIFICATION_CASES, ELEMENTWISE_CASES, MARGIN_CASES, MULTI_INPUT_CASES
 from lossk import _core, _losses
-from lossk._losses import CLASSIFICATION, ELEMENTWISE, LOSSES, MARGIN, MULTI_INPUT, SUFFIXES
+from lossk._losses import CLASSIFICATION, CTC, ELEMENTWISE, LOSSES, MARGIN, MULTI_INPUT, SUFFIXES
 
 NAMES = [loss.name for loss in LOSSES]
 
@@ -26,7 +26,7 @@ def test_public_functions_and_module(loss):
         options = list(inspect.signature(fn).parameters.values())
         k = len(loss.arguments)
         assert [p.name for p in options[:k]] == list(loss.arguments)
-        assert loss.arguments == (("input", "target") if loss.family != MULTI_INPUT else loss.arguments)
+        assert loss.arguments == (("input", "target") if loss.family not in (MULTI_INPUT, CTC) else loss.arguments)
         assert [(p.name, p.default) for p in options[k:]] == list(loss.options + SUFFIXES[suffix])
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in options[k:])
     module = getattr(lossk.nn, loss.module)
@@ -62,7 +62,7 @@ def test_signatures_are_pytorchs(loss):
 def test_kernels_exist_and_take_the_family_arguments(loss):
     for kernel in filter(None, (loss.kernel, loss.prob_kernel, loss.domain_check)):
         assert _core.kernel_id(kernel, loss.family) >= 0
-    for other in {ELEMENTWISE, CLASSIFICATION, MARGIN, MULTI_INPUT} - {loss.family}:
+    for other in {ELEMENTWISE, CLASSIFICATION, MARGIN, MULTI_INPUT, CTC} - {loss.family}:
         with pytest.raises(TypeError, match="arguments"):
             _core.kernel_id(loss.kernel, other)
 
@@ -88,6 +88,8 @@ def test_every_loss_has_its_twin_cases_and_benchmark(loss):
     elif loss.family == MARGIN:
         assert loss.name in reference.MARGIN and loss.targets in ("class", "class_lists", "values")
         assert any(case.name == loss.name for case in MARGIN_CASES)
+    elif loss.family == CTC:
+        assert loss.name == "ctc_loss" and callable(reference.ctc_loss)   # its cases: tests/test_losses_ctc.py
     else:
         assert loss.family == CLASSIFICATION and callable(getattr(reference, loss.name))
         assert any(case.name == loss.name for case in CLASSIFICATION_CASES)
