@@ -56,8 +56,8 @@ static void lossk_ctc_extend(const lossk_ctc_args *a, int64_t b, int64_t *lab, d
     }
 }
 
-/* row[-PAD, 0) and row[L, L + PAD) = -inf, row[0, L) = -inf but for the first (alpha) or last
- * (beta) two states */
+/* row[-PAD, L + PAD) = -inf: a row of alpha or beta before its first time step sets its two
+ * starting states */
 static void lossk_ctc_clear(double *row, int64_t L)
 {
     for (int64_t s = -PAD; s < L + PAD; s++)
