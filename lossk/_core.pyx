@@ -5,6 +5,7 @@ The public functions, with their documentation, are in lossk/functional.py.
 """
 import numpy as np
 cimport numpy as cnp
+from cpython.buffer cimport PyObject_CheckBuffer
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t
 
@@ -116,10 +117,42 @@ cdef object _empty_like(cnp.ndarray x):
         PyDataMem_SetHandler(previous)
 
 
+cdef enum:   # DLPack's device types whose memory the CPU reads
+    DLPACK_CPU = 1          # kDLCPU
+    DLPACK_CUDA_HOST = 3    # kDLCUDAHost: pinned host memory
+
+cdef object _array(object a, str name):
+    """a as an ndarray, without a copy where its memory allows: an ndarray itself, or an object
+    exporting DLPack (a torch tensor, a JAX array), the buffer protocol or __array__. Anything else
+    (None, numbers, lists) comes back unchanged for the argument's own checks."""
+    if a is None or isinstance(a, (np.ndarray, np.generic, int, float, list, tuple)):
+        return a
+    cls = type(a)
+    if hasattr(cls, "__dlpack__"):
+        if getattr(a, "requires_grad", False) and hasattr(a, "detach"):
+            a = a.detach()   # torch exports no tensor autograd tracks; lossk only reads it
+        try:
+            device = a.__dlpack_device__()
+        except (BufferError, RuntimeError, TypeError, ValueError) as e:   # torch's "meta" device, say
+            raise TypeError(f"{name}: cannot read this {cls.__name__} through DLPack ({e})") from None
+        if int(device[0]) not in (DLPACK_CPU, DLPACK_CUDA_HOST):
+            raise TypeError(f"{name}: expected an array in CPU memory, got one on DLPack device {tuple(device)} "
+                            "(copy it to the CPU first)")
+        try:
+            return np.from_dlpack(a)
+        except (BufferError, RuntimeError, TypeError, ValueError) as e:
+            raise TypeError(f"{name}: cannot read this {cls.__name__} through DLPack ({e})") from None
+    if (hasattr(cls, "__array__") or hasattr(cls, "__array_interface__") or hasattr(cls, "__array_struct__")
+            or PyObject_CheckBuffer(a)):
+        return np.asarray(a)
+    return a
+
+
 cdef object _float_input(object input, str name="input"):
     """input as an ndarray of float32 or float64 (contiguity is dealt with later)."""
     if not isinstance(input, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy.ndarray of float32 or float64, got {type(input).__name__}")
+        raise TypeError(f"{name}: expected a numpy.ndarray (or a CPU array exporting DLPack or the buffer "
+                        f"protocol) of float32 or float64, got {type(input).__name__}")
     cdef int t = cnp.PyArray_TYPE(<cnp.ndarray>input)
     if t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
         raise TypeError(f"{name}: expected dtype float32 or float64, got {input.dtype}")
@@ -281,11 +314,15 @@ cdef inline void *_ptr(object a):
 
 def elementwise(input, target, reduction="mean", *, int64_t kernel, double param=0.0, double param2=0.0,
                 weight=None, pos_weight=None, grad_output=1.0, int mode=LOSS, out=None, bint batchmean=False,
-                int64_t domain_check=-1, str domain=""):
+                int64_t domain_check=-1, str domain="", str shaped_weight=""):
     """Loss and/or gradient of the elementwise loss `kernel` (a kernel_id); checks every argument
     first. batchmean: the loss takes reduction "batchmean"; domain_check: a kernel_id checking the
-    inputs are in `domain`, run first when the gradient goes into out."""
+    inputs are in `domain`, run first when the gradient goes into out; shaped_weight: weight has
+    the input's shape and "mean" divides by "sum" (the weights' sum) or "count" (the element count)."""
     _checked_kernel(kernel, "elementwise")
+    input, target, weight, pos_weight = (_array(input, "input"), _array(target, "target"),
+                                         _array(weight, "weight"), _array(pos_weight, "pos_weight"))
+    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out")
     if domain_check != -1:
         _checked_kernel(domain_check, "elementwise")
     x = _native_c(_float_input(input))
@@ -295,6 +332,8 @@ def elementwise(input, target, reduction="mean", *, int64_t kernel, double param
     cdef int red = _reduction(reduction, KL_REDUCTIONS if batchmean else REDUCTIONS)
     cdef int64_t wp = 0, pwp = 0
     w = _periodic(weight, x, "weight", &wp)
+    if shaped_weight and w is not None and np.shape(weight) != x.shape:
+        raise ValueError(f"weight: expected shape {x.shape} like input, got {np.shape(weight)}")
     pw = None
     if pos_weight is not None:
         pw = _periodic(pos_weight, x, "pos_weight", &pwp)
@@ -312,6 +351,8 @@ def elementwise(input, target, reduction="mean", *, int64_t kernel, double param
     a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
     # mean: numel; batchmean: the batch size (PyTorch: input.size(0), 1 for 0-d input)
     a.divisor = <double>n if red == 1 else (<double>x.shape[0] if red == 3 and x.ndim > 0 else 1.0)
+    if shaped_weight == "sum" and w is not None and red == 1:
+        a.divisor = float(np.sum(w, dtype=np.float64))   # NumPy's pairwise sum: the same for any thread count
     a.bad_index = -1
     cdef double scale
     loss, grad, go = _outputs(mode, out, red == 0, x, x.shape, grad_output, [input, target, x, y, w, pw], &scale)
@@ -393,6 +434,8 @@ def classification(input, target, reduction="mean", *, int64_t kernel, weight=No
     """Loss and/or gradient of the classification loss `name`, kernel `kernel` (a kernel_id) for
     class-index targets and `prob_kernel` for probability targets (-1: refused)."""
     _checked_kernel(kernel, "classification")
+    input, target, weight = _array(input, "input"), _array(target, "target"), _array(weight, "weight")
+    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out")
     if prob_kernel != -1:
         _checked_kernel(prob_kernel, "classification")
     x = _float_input(input)
@@ -490,6 +533,8 @@ def margin(input, target, reduction="mean", *, int64_t kernel, str targets, int 
     row; input (C,) or (N, C)), "class_lists" (class indices shaped like the input, each row's list
     ended by -1) or "values" (shaped like the input, any number of leading axes)."""
     _checked_kernel(kernel, "margin")
+    input, target, weight = _array(input, "input"), _array(target, "target"), _array(weight, "weight")
+    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out")
     cdef int kind = MARGIN_TARGETS[targets]
     x = _float_input(input)
     cdef int ndim = cnp.PyArray_NDIM(<cnp.ndarray>x)
@@ -614,6 +659,10 @@ def multi_input(tuple arrays, reduction="mean", *, int64_t kernel, str layout, t
     "gaussian" (input, target, var: var broadcasts), "rows_target" (two (N, D) or (D,) arrays and a
     target per row) or "rows" (three arrays of one shape, a loss per row of the last axis)."""
     _checked_kernel(kernel, "multi_input")
+    arrays = tuple(_array(a, name) for a, name in zip(arrays, names))
+    grad_output = _array(grad_output, "grad_output")
+    if isinstance(out, tuple):
+        out = tuple(_array(o, f"out[{k}]") for k, o in enumerate(out))
     cdef int kind = MULTI_LAYOUTS[layout]
     cdef int red = _reduction(reduction, REDUCTIONS)
     x = _native_c(_float_input(arrays[0], names[0]))
@@ -750,6 +799,9 @@ def ctc(log_probs, targets, input_lengths, target_lengths, reduction="mean", *, 
     """Loss and/or gradient of the CTC loss `kernel` (a kernel_id): log_probs (T, N, C) or (T, C),
     targets padded (N, S) or concatenated (sum of target_lengths,), or (S,) unbatched."""
     _checked_kernel(kernel, "ctc")
+    log_probs, targets = _array(log_probs, "log_probs"), _array(targets, "targets")
+    input_lengths, target_lengths = _array(input_lengths, "input_lengths"), _array(target_lengths, "target_lengths")
+    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out")
     x = _float_input(log_probs, "log_probs")
     cdef int ndim = cnp.PyArray_NDIM(<cnp.ndarray>x)
     if ndim != 2 and ndim != 3:

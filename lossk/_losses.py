@@ -37,23 +37,30 @@ class Loss:
     prob_kernel: str = ""   # CLASSIFICATION: the kernel for probability targets ("": refused)
     domain_check: str = ""  # ELEMENTWISE: a kernel checking the inputs' domain, run before writing into out=
     domain: str = ""        # what that domain is, for the error message
+    shaped_weight: str = ""  # ELEMENTWISE: weight has the input's shape and "mean" divides by
+                             # "sum" (the weights' sum) or "count" (the element count)
     targets: str = ""       # MARGIN: "class" (an index per row), "class_lists" (indices shaped like
                             # the input, each row's list ended by -1) or "values" (shaped like the input)
     arguments: Tuple[str, ...] = ("input", "target")  # the array arguments, in PyTorch's order
     differentiable: Tuple[int, ...] = (0,)  # MULTI_INPUT: the arguments NAME_grad differentiates by
     layout: str = ""        # MULTI_INPUT: how the arrays' shapes go (the binding's `layout`)
 
-    def parameters(self, extra=()):
+    def parameters(self, extra=(), options=None):
         """The options (and `extra`) as Python parameters with their defaults: 'reduction="mean", ...'."""
-        return ", ".join(f"{name}={default!r}" for name, default in self.options + extra)
+        return ", ".join(f"{name}={default!r}" for name, default in (self.options if options is None else options) + extra)
+
+    def module_options(self):
+        """The options of torch.nn's module: the function's, but a shaped weight (which is the function's alone)."""
+        return tuple(o for o in self.options if not (self.shaped_weight and o[0] == "weight"))
 
     def gradients(self):
         """The names of the arguments NAME_grad returns gradients for, in order."""
         return tuple(self.arguments[k] for k in self.differentiable)
 
-    def passing(self):
+    def passing(self, options=None):
         """The options but reduction as keyword arguments passing them on: 'beta=beta, ...'."""
-        return "".join(f", {name}={name}" for name, _ in self.options if name != "reduction")
+        return "".join(f", {name}={name}" for name, _ in (self.options if options is None else options)
+                       if name != "reduction")
 
 
 def define(name, parameters, body, namespace, module):
@@ -77,8 +84,8 @@ def _smooth_l1(beta):
     return {"kernel": "l1"} if beta == 0 else {"param": beta}
 
 
-def _huber(delta):
-    return {"param": _non_negative("delta", delta, allow_zero=False)}
+def _huber(delta, weight):
+    return {"param": _non_negative("delta", delta, allow_zero=False), "weight": weight}
 
 
 def _kl_div(log_target):
@@ -140,21 +147,27 @@ REDUCTION = ("reduction", "mean")
 WEIGHT = ("weight", None)
 
 LOSSES = (
-    Loss("l1_loss", "L1Loss", ELEMENTWISE, "l1", (REDUCTION,),
-         """L1 loss: ``|input - target|``, reduced by ``reduction`` ("mean", "sum" or "none").
+    Loss("l1_loss", "L1Loss", ELEMENTWISE, "l1", (REDUCTION, WEIGHT),
+         """L1 loss: ``w |input - target|``, reduced by ``reduction`` ("mean", "sum" or "none").
 
-    The gradient is ``sign(input - target)``, 0 where input == target (as PyTorch).
-    """),
-    Loss("mse_loss", "MSELoss", ELEMENTWISE, "mse", (REDUCTION,),
-         """Squared error: ``(input - target)**2``, reduced by ``reduction`` ("mean", "sum", "none")."""),
+    The gradient is ``w sign(input - target)``, 0 where input == target (as PyTorch). ``weight``
+    (None: 1) has the input's shape; with it, "mean" is the weighted mean ``sum(w l) / sum(w)``.
+    """, shaped_weight="sum"),
+    Loss("mse_loss", "MSELoss", ELEMENTWISE, "mse", (REDUCTION, WEIGHT),
+         """Squared error: ``w (input - target)**2``, reduced by ``reduction`` ("mean", "sum", "none").
+
+    ``weight`` (None: 1) has the input's shape; with it, "mean" is the weighted mean
+    ``sum(w l) / sum(w)``.""", shaped_weight="sum"),
     Loss("smooth_l1_loss", "SmoothL1Loss", ELEMENTWISE, "smooth_l1", (REDUCTION, ("beta", 1.0)),
          """Smooth L1 loss: with ``z = |input - target|``, ``0.5 z**2 / beta`` where ``z < beta``,
     else ``z - 0.5 beta``. ``beta`` must be >= 0; ``beta=0`` is exactly :func:`l1_loss`.""",
          prepare=_smooth_l1),
-    Loss("huber_loss", "HuberLoss", ELEMENTWISE, "huber", (REDUCTION, ("delta", 1.0)),
+    Loss("huber_loss", "HuberLoss", ELEMENTWISE, "huber", (REDUCTION, ("delta", 1.0), WEIGHT),
          """Huber loss: with ``z = |input - target|``, ``0.5 z**2`` where ``z < delta``, else
-    ``delta (z - 0.5 delta)``. ``delta`` must be > 0.""",
-         prepare=_huber),
+    ``delta (z - 0.5 delta)``, times ``weight``. ``delta`` must be > 0. ``weight`` (None: 1) has
+    the input's shape; "mean" divides the weighted sum by the number of elements, as PyTorch (not
+    by the weights' sum as :func:`mse_loss` and :func:`l1_loss` do).""",
+         prepare=_huber, shaped_weight="count"),
     Loss("binary_cross_entropy", "BCELoss", ELEMENTWISE, "binary_cross_entropy", (WEIGHT, REDUCTION),
          """Binary cross-entropy of probabilities: ``-w (t log(x) + (1 - t) log(1 - x))``.
 
@@ -411,7 +424,7 @@ def stubs():
             functional.append(f"\ndef {loss.name}{suffix}({arrays}, *, {params}) -> {returns}: ...\n")
         base = "_MultiInputLoss" if loss.family == MULTI_INPUT else "_Loss"
         modules.append(f"\nclass {loss.module}({base}):\n"
-                       f"    def __init__(self, {_stub_params(loss, loss.options)}) -> None: ...\n")
+                       f"    def __init__(self, {_stub_params(loss, loss.module_options())}) -> None: ...\n")
     modules.append(NN_END)
     return "".join(functional), "".join(modules)
 

@@ -38,6 +38,8 @@ def _fixed_keywords(loss):
     """The binding's keywords that depend on the loss alone, as source text."""
     if loss.family == ELEMENTWISE:
         fixed = ", batchmean=True" if "batchmean" in loss.reductions else ""
+        if loss.shaped_weight:
+            fixed += f", shaped_weight={loss.shaped_weight!r}"
         if loss.domain_check:
             fixed += f", domain_check={_core.kernel_id(loss.domain_check, ELEMENTWISE)}, domain={loss.domain!r}"
         return fixed

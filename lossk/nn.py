@@ -599,7 +599,9 @@ class _MultiInputLoss(_Loss):
 def _loss_module(loss):
     """lossk.nn's module of a loss-table entry: its options, in PyTorch's order, as constructor
     arguments."""
-    init = define("__init__", f"self, {loss.parameters()}", f"_Loss.__init__(self, reduction{loss.passing()})",
+    options = loss.module_options()
+    init = define("__init__", f"self, {loss.parameters(options=options)}",
+                  f"_Loss.__init__(self, reduction{loss.passing(options)})",
                   {"_Loss": _Loss}, __name__)
     init.__qualname__ = f"{loss.module}.__init__"
     base = _MultiInputLoss if loss.family == MULTI_INPUT else _Loss

@@ -129,7 +129,9 @@ def _weight(kind):
 
 ELEMENTWISE_CASES = [
     Case("l1", "l1_loss", regression, kinks=(0.0,)),
+    Case("l1-w_full", "l1_loss", regression, arrays={"weight": _weight("full")}, kinks=(0.0,)),
     Case("mse", "mse_loss", regression),
+    Case("mse-w_full", "mse_loss", regression, arrays={"weight": _weight("full")}),
     Case("smooth_l1", "smooth_l1_loss", regression, kinks=(0.0, 1.0)),
     Case("smooth_l1-beta0.5", "smooth_l1_loss", regression, {"beta": 0.5}, kinks=(0.0, 0.5)),
     Case("smooth_l1-beta2.5", "smooth_l1_loss", regression, {"beta": 2.5}, kinks=(0.0, 2.5)),
@@ -137,6 +139,8 @@ ELEMENTWISE_CASES = [
     Case("huber", "huber_loss", regression, kinks=(0.0, 1.0)),
     Case("huber-delta0.3", "huber_loss", regression, {"delta": 0.3}, kinks=(0.0, 0.3)),
     Case("huber-delta2", "huber_loss", regression, {"delta": 2.0}, kinks=(0.0, 2.0)),
+    Case("huber-delta0.5-w_full", "huber_loss", regression, {"delta": 0.5}, arrays={"weight": _weight("full")},
+         kinks=(0.0, 0.5)),
     Case("bce", "binary_cross_entropy", probabilities),
     Case("bce-w_full", "binary_cross_entropy", probabilities, arrays={"weight": _weight("full")}),
     Case("bce-w_last", "binary_cross_entropy", probabilities, arrays={"weight": _weight("last")}),

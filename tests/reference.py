@@ -188,6 +188,9 @@ def _sigmoid_focal(x, t, alpha=0.25, gamma=2.0):
     return loss, mag, grad, gmag
 
 
+# the losses whose weight has the input's shape, and what their "mean" divides by (PyTorch 2.13)
+SHAPED_WEIGHT = {"l1_loss": "sum", "mse_loss": "sum", "huber_loss": "count"}
+
 ELEMENTWISE = {
     "l1_loss": _l1,
     "mse_loss": _mse,
@@ -208,14 +211,19 @@ def elementwise(name, input, target, reduction="mean", grad_output=1.0, **option
     x, t = _f64(input), _f64(target)
     assert x.shape == t.shape
     options = {k: (_f64(v) if isinstance(v, np.ndarray) else v) for k, v in options.items()}
+    w = options.pop("weight", None) if name in SHAPED_WEIGHT else None
     terms, mags, dterms, dmags = ELEMENTWISE[name](x, t, **options)
     terms, mags = np.broadcast_to(terms, x.shape), np.broadcast_to(mags, x.shape)
+    divisor = x.size
+    if w is not None:
+        assert w.shape == x.shape
+        terms, mags, dterms, dmags = terms * w, mags * np.abs(w), dterms * w, dmags * np.abs(w)
+        divisor = float(np.sum(w)) if SHAPED_WEIGHT[name] == "sum" else x.size
     if reduction == "batchmean":        # kl_div: the sum over the batch size (a 0-d input: the sum)
         assert name == "kl_div"
         reduction, divisor = "mean", (x.shape[0] if x.ndim else 1)
     else:
         assert reduction in REDUCTIONS
-        divisor = x.size
     return _reduce(terms, mags, dterms, dmags, reduction, grad_output, divisor, x.shape)
 
 

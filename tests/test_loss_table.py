@@ -31,21 +31,15 @@ def test_public_functions_and_module(loss):
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in options[k:])
     module = getattr(lossk.nn, loss.module)
     assert loss.module in lossk.nn.__all__ and module.__module__ == "lossk.nn"
-    assert [(p.name, p.default) for p in inspect.signature(module).parameters.values()] == list(loss.options)
-
-
-# PyTorch options lossk does not have yet (the README says so): the per-element weight that
-# torch.nn.functional's l1_loss, mse_loss and huber_loss take since PyTorch 2.9.
-NOT_IN_LOSSK = {"l1_loss": {"weight"}, "mse_loss": {"weight"}, "huber_loss": {"weight"}}
+    assert [(p.name, p.default) for p in inspect.signature(module).parameters.values()] == list(loss.module_options())
 
 
 @pytest.mark.parametrize("loss", LOSSES, ids=NAMES)
 def test_signatures_are_pytorchs(loss):
     """The options, their order and defaults are torch.nn.functional's and torch.nn's (without the
-    deprecated size_average and reduce, and the options listed in NOT_IN_LOSSK); for
-    sigmoid_focal_loss, torchvision.ops's (which has no module)."""
+    deprecated size_average and reduce); for sigmoid_focal_loss, torchvision.ops's (which has no module)."""
     torch = pytest.importorskip("torch")
-    skip = {"size_average", "reduce"} | NOT_IN_LOSSK.get(loss.name, set())
+    skip = {"size_average", "reduce"}
     function = bench_cases().torch_function(loss.name)
     params = list(inspect.signature(function).parameters.values())
     if loss.name != "sigmoid_focal_loss":    # torchvision's (inputs, targets): a documented difference
@@ -55,7 +49,7 @@ def test_signatures_are_pytorchs(loss):
     if loss.name == "sigmoid_focal_loss":
         return
     module = [(p.name, p.default) for p in inspect.signature(getattr(torch.nn, loss.module)).parameters.values()]
-    assert [o for o in module if o[0] not in skip] == list(loss.options)
+    assert [o for o in module if o[0] not in skip] == list(loss.module_options())
 
 
 @pytest.mark.parametrize("loss", LOSSES, ids=NAMES)

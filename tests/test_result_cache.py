@@ -151,6 +151,8 @@ def test_block_keeps_its_own_size_whatever_numpy_says_at_free(cache):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+# JAX, when another test module has imported it, warns of its threads at any fork; the child runs lossk only
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
 def test_forked_child_uses_the_cache(cache, restore_threads):
     lossk.set_num_threads(1)                                 # no OpenMP in the child
     x, t = inputs()
