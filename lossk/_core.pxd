@@ -100,6 +100,17 @@ cdef extern from "lossk.h" nogil:
         double grad_scale
         int64_t bad_index
 
+    ctypedef struct lossk_gbdt_args:
+        int64_t n, k
+        const void *raw_prediction
+        const void *y_true
+        const void *sample_weight
+        double param, param2
+        double hess_scale, hess_floor
+        void *gradient
+        void *hessian
+        int64_t bad_index
+
     enum:
         LOSSK_CONV_AUTO
         LOSSK_CONV_DIRECT
@@ -194,5 +205,6 @@ ctypedef int (*class_kernel)(lossk_class_args *) noexcept nogil
 ctypedef int (*margin_kernel)(lossk_margin_args *) noexcept nogil
 ctypedef int (*multi_kernel)(lossk_multi_args *) noexcept nogil
 ctypedef int (*ctc_kernel)(lossk_ctc_args *) noexcept nogil
+ctypedef int (*gbdt_kernel)(lossk_gbdt_args *) noexcept nogil
 ctypedef int (*conv_kernel)(lossk_conv2d_args *) noexcept nogil
 ctypedef int (*linear_kernel)(lossk_linear_args *) noexcept nogil

@@ -276,6 +276,37 @@ typedef struct lossk_relu_args {
 } lossk_relu_args;
 
 /* Every kernel: int lossk_NAME_f32(ARGS *a) and int lossk_NAME_f64(ARGS *a). */
+/* Gradient boosting objectives: the gradient and hessian of a loss with respect to the raw
+ * prediction (the booster's margin), per sample, with scikit-learn's sklearn._loss link functions:
+ *   squared_error   g = r - y                         h = 1
+ *   absolute_error  g = 1 if r > y else -1            h = 1
+ *   huber           g = z if |z| <= param else param sign(z)  (z = r - y)   h = 1 if |z| <= param else 0
+ *   pseudo_huber    g = z / sqrt(1 + (z/param)^2)     h = (1 + (z/param)^2)^(-3/2)
+ *   quantile        g = -param if y > r else 1 - param  (param = alpha)     h = 1
+ *   logistic        g = sigmoid(r) - y                h = p (1 - p)
+ *   poisson         g = exp(r) - y                    h = exp(r + param2)
+ *   gamma           g = 1 - y exp(-r)                 h = y exp(-r)
+ *   tweedie         g = exp((2-p) r) - y exp((1-p) r) h = (2-p) exp((2-p) r) - (1-p) y exp((1-p) r)  (p = param)
+ *   softmax         raw_prediction (n, k) row-major, y a class index per sample held as a float:
+ *                   g_j = p_j - [y == j]              h_j = p_j (1 - p_j)   (p = softmax of the row)
+ * Both are multiplied by sample_weight; the hessian then by hess_scale and raised to hess_floor
+ * (-inf: as it is; the conventions of XGBoost's and LightGBM's own objectives). Sums are per sample, so results do
+ * not depend on the thread count. softmax checks every class before it writes: a y that is not
+ * an integer in [0, k) gives LOSSK_ERR_TARGET with its sample in bad_index. */
+typedef struct lossk_gbdt_args {
+    int64_t n;                      /* samples */
+    int64_t k;                      /* softmax: classes; the other objectives: 1 */
+    const void *raw_prediction;     /* n * k values */
+    const void *y_true;             /* n values */
+    const void *sample_weight;      /* NULL, or n values */
+    double param;                   /* huber, pseudo_huber: delta; quantile: alpha; tweedie: power */
+    double param2;                  /* poisson: the hessian's log offset (XGBoost's max_delta_step) */
+    double hess_scale;
+    double hess_floor;
+    void *gradient, *hessian;       /* n * k values each */
+    int64_t bad_index;              /* out: see LOSSK_ERR_TARGET above */
+} lossk_gbdt_args;
+
 #define LOSSK_KERNELS(X) \
     X(l1, lossk_elementwise_args) \
     X(mse, lossk_elementwise_args) \
@@ -301,6 +332,16 @@ typedef struct lossk_relu_args {
     X(cosine_embedding, lossk_multi_args) \
     X(triplet_margin, lossk_multi_args) \
     X(ctc, lossk_ctc_args) \
+    X(gbdt_squared_error, lossk_gbdt_args) \
+    X(gbdt_absolute_error, lossk_gbdt_args) \
+    X(gbdt_huber, lossk_gbdt_args) \
+    X(gbdt_pseudo_huber, lossk_gbdt_args) \
+    X(gbdt_quantile, lossk_gbdt_args) \
+    X(gbdt_logistic, lossk_gbdt_args) \
+    X(gbdt_poisson, lossk_gbdt_args) \
+    X(gbdt_gamma, lossk_gbdt_args) \
+    X(gbdt_tweedie, lossk_gbdt_args) \
+    X(gbdt_softmax, lossk_gbdt_args) \
     X(conv2d_forward, lossk_conv2d_args) \
     X(conv2d_backward_input, lossk_conv2d_args) \
     X(conv2d_backward_weight, lossk_conv2d_args) \
