@@ -8,7 +8,9 @@ Prints markdown: a header naming the machine and the copy bandwidths measured in
 table of median times of every case (the cases of bench/cases.py, shared with the pytest suite),
 each lossk form's ratio to its floor, the small-input (64, 10) cross-entropy call in µs, a
 scaling sweep (1e4 to 1e8 elements, 1 and 2 threads) and the issue's targets that this run met or
-missed. Every number of one report comes from the same run: quote ratios, not lone times.
+missed, and lossk inside other pipelines (bench/embedding.py: PyTorch autograd and a training step,
+gradient and hessian for XGBoost). Every number of one report comes from the same run: quote
+ratios, not lone times.
 """
 import argparse
 import datetime
@@ -19,6 +21,7 @@ import sys
 from dataclasses import dataclass, field
 
 import cases
+import embedding
 import measure
 
 MAIN_SIZES = {"full": ("large", "large 2d", "spatial", "few classes", "medium"),
@@ -29,6 +32,9 @@ SMALL_CASE = ("cross_entropy", (64, 10))
 SCALING_LOSSES = {"mse_loss": lambda n: (n,), "cross_entropy": lambda n: (n // 1000, 1000)}
 SCALING_SIZES = (10 ** 4, 10 ** 5, 10 ** 6, 10 ** 7, 10 ** 8)
 TARGETS = {"fused_out": 1.25, "fused_alloc": 1.75, "small_us": 5.0}   # the issue's targets
+# bench/embedding.py: (benchmark, the call measured, the call it is held against, the target speed-up)
+EMBEDDING_TARGETS = [("autograd", "lossk.torch.cross_entropy", "torch.nn.functional.cross_entropy", 3.0),
+                     ("grad_hess", "lossk.gbdt (XGBoost adapter)", "NumPy objective", 5.0)]
 
 
 @dataclass
@@ -220,6 +226,38 @@ def small_section(settings):
     return "\n".join(lines), row
 
 
+def embedding_section(settings, selector):
+    """bench/embedding.py's benchmarks whose id (pipeline-NAME) contains selector: a table of
+    median times, each against the first call of its benchmark; and the targets' checks."""
+    rows, checks, medians = [], [], {}
+    for name, build in embedding.available().items():
+        if selector not in f"pipeline-{name}":
+            continue
+        progress(f"embedding {name} ...")
+        calls = build("full")
+        times = {label: settings.time(fn).median for label, fn in calls.items()}
+        del calls
+        gc.collect()
+        first = next(iter(times.values()))
+        rows += [[name, "×".join(map(str, embedding.SIZES[name]["full"])), label, num(t * 1e3), num(t / first)]
+                 for label, t in times.items()]
+        medians.update({(name, label): t for label, t in times.items()})
+    for name, fast, slow, want in EMBEDDING_TARGETS:
+        if (name, fast) in medians:
+            s = medians[(name, slow)] / medians[(name, fast)]
+            checks.append((s >= want, f"{name}: {fast} {s:.2f}× faster than {slow} (target ≥ {want:g}×)"))
+    if not rows:
+        return None, []
+    text = "\n".join([
+        "## Inside other pipelines (bench/embedding.py)", "",
+        "autograd: cross-entropy forward + backward through PyTorch's autograd (float32 logits, "
+        "shape (N, C)); mlp_step: one SGD step of a PyTorch MLP (N, D) → H → H → C with only the loss "
+        "swapped; grad_hess: the softmax objective's gradient and hessian for XGBoost on (n, k) float32; "
+        "boosting_round: one XGBoost round (k trees, depth 6, (n, features) float32) with each objective.", "",
+        table(["benchmark", "size", "call", "median (ms)", "÷ the first call's"], rows)])
+    return text, checks
+
+
 def scaling_cases(selector):
     return [cases.case_of(name, shape_of(n), "float32", "scaling")
             for name, shape_of in SCALING_LOSSES.items() for n in SCALING_SIZES
@@ -251,9 +289,9 @@ def scaling_section(settings, threads, bandwidth, selected):
                f"ns per element ({threads} threads)", f"{threads} threads / floor"], rows, text_columns=2)])
 
 
-def targets_section(rows, small_row, bandwidth):
+def targets_section(rows, small_row, bandwidth, extra=()):
     """The issue's targets, checked against this run (noisy: a miss by a few percent may be noise)."""
-    checks = []
+    checks = list(extra)
     for r in rows:
         if r.case.size not in ("large", "large 2d"):
             continue
@@ -316,7 +354,9 @@ def parse_args(argv):
     p.add_argument("--threads", type=int, default=2, help="lossk and PyTorch threads (default 2)")
     p.add_argument("--cases", metavar="SUBSTR", default="",
                    help="only cases whose id contains SUBSTR: ids are NAME-SIZE-DTYPE, e.g. mse_loss-large-float32,\n"
-                        "cross_entropy-small-float32 (the small-input section), mse_loss-scaling-float32")
+                        "cross_entropy-small-float32 (the small-input section), mse_loss-scaling-float32,\n"
+                        "pipeline-autograd (the pipelines section: pipeline-autograd, -mlp_step, -grad_hess,\n"
+                        "-boosting_round)")
     p.add_argument("--no-scaling", action="store_true", help="skip the 1e4..1e8 scaling sweep")
     p.add_argument("--markdown", metavar="FILE", help="also write the report to FILE")
     p.add_argument("--png", metavar="FILE", help="also draw the times against the floor (needs matplotlib)")
@@ -354,11 +394,14 @@ def main(argv=None):
     if scaling:
         scaling_md = scaling_section(settings, args.threads, bandwidth, scaling)
 
+    embedding_md, embedding_checks = embedding_section(settings, args.cases)
+
     loads.append(measure.load_average())
     parts = [header_section(args, bandwidths, loads, settings)]
     if rows:
         parts += [summary_section(rows), main_section(rows, bandwidth)]
-    parts += [p for p in (small_md, scaling_md, targets_section(rows, small_row, bandwidth)) if p]
+    parts += [p for p in (small_md, scaling_md, embedding_md,
+                          targets_section(rows, small_row, bandwidth, embedding_checks)) if p]
     text = "\n\n".join(parts) + "\n"
     print(text)
     if args.markdown:

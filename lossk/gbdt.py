@@ -8,20 +8,20 @@ any real dtype, converted). The losses and links are scikit-learn's (``sklearn._
 "half" losses whose gradient is exactly ``prediction - y`` for squared error, raw predictions that
 are log-means for Poisson, Gamma and Tweedie, logits for the logistic and softmax losses.
 
-=================  =====================================  ============================  ==================
-objective          loss of raw prediction r, target y      gradient                      hessian
-=================  =====================================  ============================  ==================
-squared_error      (r - y)^2 / 2                           r - y                         1
-absolute_error     |r - y|                                 1 if r > y else -1            1
-huber              Huber(r - y, delta)                     r - y clipped to [-d, d]      1 inside, 0 outside
-pseudo_huber       d^2 (sqrt(1 + ((r - y)/d)^2) - 1)       (r - y) / sqrt(1 + ...)        (1 + ...)^(-3/2)
-quantile           pinball loss of level alpha             -alpha if y > r else 1-alpha  1
-logistic           log(1 + e^r) - y r                      sigmoid(r) - y                p (1 - p)
-softmax            log sum_j e^(r_j) - r_y                 p_j - [y = j]                 p_j (1 - p_j)
-poisson            e^r - y r                               e^r - y                       e^r
-gamma              r + y e^(-r)                            1 - y e^(-r)                  y e^(-r)
-tweedie (power p)  e^((2-p)r)/(2-p) - y e^((1-p)r)/(1-p)   e^((2-p)r) - y e^((1-p)r)     (2-p) e^((2-p)r) - (1-p) y e^((1-p)r)
-=================  =====================================  ============================  ==================
+Each objective, with r the raw prediction and y the target (gradient; hessian):
+
+- ``squared_error``: loss (r - y)^2 / 2; r - y; 1
+- ``absolute_error``: |r - y|; 1 if r > y else -1; 1
+- ``huber`` (``delta``): the Huber loss; r - y clipped to [-delta, delta]; 1 where |r - y| <= delta, else 0
+- ``pseudo_huber`` (``delta``): delta^2 (sqrt(1 + ((r - y)/delta)^2) - 1); (r - y) / sqrt(1 + ...);
+  (1 + ...)^(-3/2)
+- ``quantile`` (``alpha``): the pinball loss; -alpha if y > r else 1 - alpha; 1
+- ``logistic``: log(1 + e^r) - y r; sigmoid(r) - y; p (1 - p)
+- ``softmax``: log sum_j e^(r_j) - r_y; p_j - [y = j]; p_j (1 - p_j)
+- ``poisson``: e^r - y r; e^r - y; e^r
+- ``gamma``: r + y e^(-r); 1 - y e^(-r); y e^(-r)
+- ``tweedie`` (``power`` p): e^((2-p) r)/(2-p) - y e^((1-p) r)/(1-p); e^((2-p) r) - y e^((1-p) r);
+  (2-p) e^((2-p) r) - (1-p) y e^((1-p) r)
 
 softmax takes ``raw_prediction`` of shape (n_samples, n_classes) and ``y_true`` a class index per
 sample (integers, or floats holding integers, as boosting libraries store labels); its hessian

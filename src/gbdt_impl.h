@@ -71,31 +71,50 @@ GBDT_POINTWISE(tweedie)
 #undef GBDT_POINTWISE
 #undef GBDT_POINTWISE_BLOCK
 
-/* Rows of softmax: p = exp(r - max) / sum, the exps computed twice rather than kept (k is any size) */
-LOSSK_BLOCK_FN void FN(softmax_block)(const FN(gbdt_job) *job, int b)
+/* Classes at a time in a softmax row: their exps are kept on the stack (a longer row computes
+ * them twice, once for the sum and once for the outputs) */
+#define GBDT_ROW 512
+
+/* Row i of softmax: p = exp(r - max) / sum. The exps go into e first, a loop that vectorises;
+ * their sum is a loop of its own (a sum in a fixed order does not) */
+LOSSK_INLINE void FN(softmax_row)(const lossk_gbdt_args *a, int64_t i, double *e)
 {
-    const lossk_gbdt_args *a = job->a;
     const int64_t k = a->k;
-    const T *y = a->y_true, *w = a->sample_weight;
-    const int64_t end = lossk_block_start(a->n, job->nb, b + 1);
-    for (int64_t i = lossk_block_start(a->n, job->nb, b); i < end; i++) {
-        const T *r = (const T *)a->raw_prediction + i * k;
-        T *grad = (T *)a->gradient + i * k, *hess = (T *)a->hessian + i * k;
-        double m = (double)r[0];
-        for (int64_t j = 1; j < k; j++)
-            m = (double)r[j] > m ? (double)r[j] : m;
-        m = isfinite(m) ? m : 0.0;      /* a row of -inf (or with +inf) comes out nan, not shifted */
-        double s = 0;
-        for (int64_t j = 0; j < k; j++)
-            s += lossk_exp_f64((double)r[j] - m);
-        const double inv = 1.0 / s, wi = w ? (double)w[i] : 1.0;
-        const int64_t c = (int64_t)y[i];
-        for (int64_t j = 0; j < k; j++) {
-            const double p = lossk_exp_f64((double)r[j] - m) * inv;
-            grad[j] = (T)((p - (j == c)) * wi);
-            hess[j] = FN(final_hessian)(p * (1.0 - p), wi, a);
+    const T *r = (const T *)a->raw_prediction + i * k;
+    T *grad = (T *)a->gradient + i * k, *hess = (T *)a->hessian + i * k;
+    double m = (double)r[0];
+    for (int64_t j = 1; j < k; j++)
+        m = (double)r[j] > m ? (double)r[j] : m;
+    m = isfinite(m) ? m : 0.0;      /* a row of -inf (or with +inf) comes out nan, not shifted */
+    double s = 0;
+    for (int64_t j0 = 0; j0 < k; j0 += GBDT_ROW) {
+        const int64_t len = lossk_min64(GBDT_ROW, k - j0);
+        for (int64_t j = 0; j < len; j++)
+            e[j] = lossk_exp_f64((double)r[j0 + j] - m);
+        for (int64_t j = 0; j < len; j++)
+            s += e[j];
+    }
+    const double inv = 1.0 / s, w = a->sample_weight ? (double)((const T *)a->sample_weight)[i] : 1.0;
+    const int64_t c = (int64_t)((const T *)a->y_true)[i];
+    for (int64_t j0 = 0; j0 < k; j0 += GBDT_ROW) {
+        const int64_t len = lossk_min64(GBDT_ROW, k - j0);
+        if (k > GBDT_ROW)
+            for (int64_t j = 0; j < len; j++)
+                e[j] = lossk_exp_f64((double)r[j0 + j] - m);
+        for (int64_t j = 0; j < len; j++) {
+            const double p = e[j] * inv;
+            grad[j0 + j] = (T)((p - (j0 + j == c)) * w);
+            hess[j0 + j] = FN(final_hessian)(p * (1.0 - p), w, a);
         }
     }
+}
+
+LOSSK_BLOCK_FN void FN(softmax_block)(const FN(gbdt_job) *job, int b)
+{
+    double e[GBDT_ROW];
+    const int64_t end = lossk_block_start(job->a->n, job->nb, b + 1);
+    for (int64_t i = lossk_block_start(job->a->n, job->nb, b); i < end; i++)
+        FN(softmax_row)(job->a, i, e);
 }
 
 int LOSSK_ISA_NAME(LOSSK_CAT(lossk_gbdt_softmax, SFX))(lossk_gbdt_args *a)
@@ -117,4 +136,5 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_gbdt_softmax, SFX))(lossk_gbdt_args *a)
 }
 
 #undef GBDT_COST
+#undef GBDT_ROW
 #undef FN

@@ -99,6 +99,16 @@ def test_matches_the_float64_twin(name, weighted, dtype, rng):
     assert_close(h, eh, dtype, np.abs(eh) + (np.abs(eg) if name in ("tweedie",) else 0) + 1e-300, f"{name} hessian")
 
 
+@pytest.mark.parametrize("k", [1, 2, 511, 512, 513, 1100])
+def test_softmax_rows_longer_than_the_stack_tile(k, dtype, rng):
+    r, y = problem("softmax", rng, 40, dtype, k=k)
+    w = rng.uniform(0.5, 2, 40).astype(dtype)
+    g, h = G.softmax_grad_hess(r, y, sample_weight=w)
+    eg, eh = expected("softmax", r, y, w, {})
+    assert_close(g, eg, dtype, 1.0, f"softmax k={k} gradient")
+    assert_close(h, eh, dtype, 1.0, f"softmax k={k} hessian")
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_gradient_and_hessian_are_derivatives(name, rng):
     """gradient = d loss / d raw (central differences of the twin's loss); hessian = d gradient /
