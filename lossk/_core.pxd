@@ -107,6 +107,7 @@ cdef extern from "lossk.h" nogil:
         const void *sample_weight
         double param, param2
         double hess_scale, hess_floor
+        int floor_weighted
         void *gradient
         void *hessian
         int64_t bad_index

@@ -121,14 +121,29 @@ cdef enum:   # DLPack's device types whose memory the CPU reads
     DLPACK_CPU = 1          # kDLCPU
     DLPACK_CUDA_HOST = 3    # kDLCUDAHost: pinned host memory
 
-cdef object _array(object a, str name):
+cdef bint _flag(object a, str method):
+    """Whether a has `method` (torch's is_neg, is_conj, ...) and it says so."""
+    f = getattr(a, method, None)
+    return f is not None and callable(f) and bool(f())
+
+
+cdef object _array(object a, str name, bint written=False):
     """a as an ndarray, without a copy where its memory allows: an ndarray itself, or an object
     exporting DLPack (a torch tensor, a JAX array), the buffer protocol or __array__. Anything else
-    (None, numbers, lists) comes back unchanged for the argument's own checks."""
+    (None, numbers, lists) comes back unchanged for the argument's own checks. written: a is an
+    output (out=), to be written through the array returned."""
     if a is None or isinstance(a, (np.ndarray, np.generic, int, float, list, tuple)):
         return a
     cls = type(a)
     if hasattr(cls, "__dlpack__"):
+        if written and getattr(a, "requires_grad", False):
+            raise ValueError(f"{name}: a tensor that requires grad cannot be written in place (autograd "
+                             "would not see it); pass a detached tensor")
+        if _flag(a, "is_neg") or _flag(a, "is_conj"):
+            if written:
+                raise ValueError(f"{name}: a tensor with torch's negative or conjugate bit set cannot be "
+                                 "written in place; pass a resolved tensor")
+            a = a.resolve_neg().resolve_conj()   # DLPack carries the memory, not the lazy sign
         if getattr(a, "requires_grad", False) and hasattr(a, "detach"):
             a = a.detach()   # torch exports no tensor autograd tracks; lossk only reads it
         try:
@@ -139,9 +154,12 @@ cdef object _array(object a, str name):
             raise TypeError(f"{name}: expected an array in CPU memory, got one on DLPack device {tuple(device)} "
                             "(copy it to the CPU first)")
         try:
-            return np.from_dlpack(a)
+            arr = np.from_dlpack(a)
         except (BufferError, RuntimeError, TypeError, ValueError) as e:
             raise TypeError(f"{name}: cannot read this {cls.__name__} through DLPack ({e})") from None
+        if written and not arr.flags.writeable and hasattr(a, "numpy"):
+            arr = a.numpy()      # NumPy before 2.2.5 marks every DLPack import read-only; torch's own view is not
+        return arr
     if (hasattr(cls, "__array__") or hasattr(cls, "__array_interface__") or hasattr(cls, "__array_struct__")
             or PyObject_CheckBuffer(a)):
         return np.asarray(a)
@@ -322,7 +340,7 @@ def elementwise(input, target, reduction="mean", *, int64_t kernel, double param
     _checked_kernel(kernel, "elementwise")
     input, target, weight, pos_weight = (_array(input, "input"), _array(target, "target"),
                                          _array(weight, "weight"), _array(pos_weight, "pos_weight"))
-    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out")
+    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out", True)
     if domain_check != -1:
         _checked_kernel(domain_check, "elementwise")
     x = _native_c(_float_input(input))
@@ -435,7 +453,7 @@ def classification(input, target, reduction="mean", *, int64_t kernel, weight=No
     class-index targets and `prob_kernel` for probability targets (-1: refused)."""
     _checked_kernel(kernel, "classification")
     input, target, weight = _array(input, "input"), _array(target, "target"), _array(weight, "weight")
-    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out")
+    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out", True)
     if prob_kernel != -1:
         _checked_kernel(prob_kernel, "classification")
     x = _float_input(input)
@@ -534,7 +552,7 @@ def margin(input, target, reduction="mean", *, int64_t kernel, str targets, int 
     ended by -1) or "values" (shaped like the input, any number of leading axes)."""
     _checked_kernel(kernel, "margin")
     input, target, weight = _array(input, "input"), _array(target, "target"), _array(weight, "weight")
-    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out")
+    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out", True)
     cdef int kind = MARGIN_TARGETS[targets]
     x = _float_input(input)
     cdef int ndim = cnp.PyArray_NDIM(<cnp.ndarray>x)
@@ -662,7 +680,7 @@ def multi_input(tuple arrays, reduction="mean", *, int64_t kernel, str layout, t
     arrays = tuple(_array(a, name) for a, name in zip(arrays, names))
     grad_output = _array(grad_output, "grad_output")
     if isinstance(out, tuple):
-        out = tuple(_array(o, f"out[{k}]") for k, o in enumerate(out))
+        out = tuple(_array(o, f"out[{k}]", True) for k, o in enumerate(out))
     cdef int kind = MULTI_LAYOUTS[layout]
     cdef int red = _reduction(reduction, REDUCTIONS)
     x = _native_c(_float_input(arrays[0], names[0]))
@@ -801,7 +819,7 @@ def ctc(log_probs, targets, input_lengths, target_lengths, reduction="mean", *, 
     _checked_kernel(kernel, "ctc")
     log_probs, targets = _array(log_probs, "log_probs"), _array(targets, "targets")
     input_lengths, target_lengths = _array(input_lengths, "input_lengths"), _array(target_lengths, "target_lengths")
-    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out")
+    grad_output, out = _array(grad_output, "grad_output"), _array(out, "out", True)
     x = _float_input(log_probs, "log_probs")
     cdef int ndim = cnp.PyArray_NDIM(<cnp.ndarray>x)
     if ndim != 2 and ndim != 3:
@@ -894,7 +912,7 @@ cdef object _per_sample(object a, str name, object x, tuple shape):
 
 
 def gbdt(raw_prediction, y_true, *, int64_t kernel, sample_weight=None, double param=0.0, double param2=0.0,
-         double hess_scale=1.0, double hess_floor=-np.inf, bint classes=False):
+         double hess_scale=1.0, double hess_floor=-np.inf, bint floor_weighted=True, bint classes=False):
     """(gradient, hessian) of the boosting objective `kernel` (a kernel_id), shaped like
     raw_prediction: of any shape with y_true and sample_weight of that shape, or (classes)
     (n_samples, n_classes) with y_true and sample_weight of shape (n_samples,)."""
@@ -913,6 +931,7 @@ def gbdt(raw_prediction, y_true, *, int64_t kernel, sample_weight=None, double p
     a.n, a.k = n, k
     a.raw_prediction, a.y_true, a.sample_weight = _ptr(x), _ptr(y), _ptr(w)
     a.param, a.param2, a.hess_scale, a.hess_floor = param, param2, hess_scale, hess_floor
+    a.floor_weighted = floor_weighted
     a.gradient, a.hessian = _ptr(gradient), _ptr(hessian)
     a.bad_index = -1
     cdef bint f32 = cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT32
@@ -922,7 +941,7 @@ def gbdt(raw_prediction, y_true, *, int64_t kernel, sample_weight=None, double p
         err = fn(&a)
     if err == LOSSK_ERR_TARGET:
         raise ValueError(f"y_true: expected class indices 0..{k - 1}; y_true[{a.bad_index}] is "
-                         f"{np.asarray(y_true).reshape(-1)[a.bad_index]}")
+                         f"{y.reshape(-1)[a.bad_index]}")
     if err != LOSSK_OK:
         _raise(err, "raw_prediction", x, a.bad_index, "")
     return gradient, hessian

@@ -28,7 +28,9 @@ sample (integers, or floats holding integers, as boosting libraries store labels
 is the diagonal one, as XGBoost and LightGBM use. The other objectives take ``raw_prediction``
 of any shape with ``y_true`` (and ``sample_weight``) of the same shape. Both outputs are
 multiplied by ``sample_weight``. The hessian 1 of absolute_error and quantile (whose second
-derivative is 0 wherever it exists) is the usual convention, scikit-learn's. Inputs are not checked against a loss's domain (a negative Poisson
+derivative is 0 wherever it exists) is the usual convention, scikit-learn's. A nan prediction or
+target gives a nan gradient (scikit-learn's absolute and pinball losses give -1 or 1 - alpha); in
+softmax, a row holding nan or +inf, or only -inf, comes out all nan. Inputs are not checked against a loss's domain (a negative Poisson
 count gives its formula's value), as ``sklearn._loss``'s ``gradient_hessian``.
 
 :func:`xgboost_objective` and :func:`lightgbm_objective` wrap an objective as the callable each
@@ -112,10 +114,10 @@ def _number(name, value, check):
 
 
 def _grad_hess(objective, raw_prediction, y_true, sample_weight, param=0.0, param2=0.0, hess_scale=1.0,
-               hess_floor=-math.inf):
+               hess_floor=-math.inf, floor_weighted=True):
     return _core.gbdt(raw_prediction, y_true, kernel=_core.kernel_id("gbdt_" + objective.name, "gbdt"),
                       sample_weight=sample_weight, param=param, param2=param2, hess_scale=hess_scale,
-                      hess_floor=hess_floor, classes=objective.classes)
+                      hess_floor=hess_floor, floor_weighted=floor_weighted, classes=objective.classes)
 
 
 def _define(objective):
@@ -137,13 +139,14 @@ for _objective in OBJECTIVES.values():
 del _objective
 
 
-def _objective_and_param(name, params, parameter_alias=None):
-    """The objective `name` and its parameter's value from `params` (by its name, or the library's alias)."""
+def _objective_and_param(name, params, parameter_alias=None, default=None):
+    """The objective `name` and its parameter's value from `params` (by its name, or the library's
+    alias; else `default`, else the objective's)."""
     try:
         objective = OBJECTIVES[name]
     except (KeyError, TypeError):
         raise ValueError(f"name: expected one of {', '.join(OBJECTIVES)}, got {name!r}") from None
-    value = objective.default
+    value = objective.default if default is None else default
     if objective.parameter:
         for key in (objective.parameter, parameter_alias):
             if key and key in params:
@@ -165,7 +168,7 @@ def xgboost_objective(name, *, num_class=None, max_delta_step=0.7, **params):
     XGBoost's params, (n, num_class)) and returns ``(grad, hess)`` of ``predt``'s shape and dtype,
     weighted by ``dtrain.get_weight()``. It follows XGBoost's built-in objectives where they differ
     from :mod:`lossk.gbdt`'s: "softmax" (``multi:softprob``) doubles the hessian, ``2 p (1 - p)``,
-    and floors it at 1e-16 after weighting, "logistic" floors it at 1e-16, "poisson"
+    and floors it at 1e-16 after weighting, "logistic" floors it at 1e-16 before weighting, "poisson"
     (``count:poisson``) takes the hessian ``exp(r + max_delta_step)`` (XGBoost's default 0.7;
     count:poisson also caps each leaf's step by it: put ``max_delta_step=0.7`` in XGBoost's params too),
     "pseudo_huber" takes ``delta`` or XGBoost's name ``huber_slope``, "tweedie" ``power`` or
@@ -190,7 +193,10 @@ def xgboost_objective(name, *, num_class=None, max_delta_step=0.7, **params):
         w = w if w is not None and np.size(w) else None
         if objective.classes and np.ndim(predt) == 1:     # older XGBoost: a flat array, row-major
             predt = np.reshape(predt, (-1, num_class))
-        return _grad_hess(objective, predt, dtrain.get_label(), w, value, log_offset, hess_scale, hess_floor)
+        if objective.classes and np.shape(predt)[1] != num_class:
+            raise ValueError(f"predt: expected {num_class} columns (num_class), got shape {np.shape(predt)}")
+        return _grad_hess(objective, predt, dtrain.get_label(), w, value, log_offset, hess_scale, hess_floor,
+                          floor_weighted=objective.name != "logistic")
 
     objective_fn.__name__ = objective_fn.__qualname__ = f"lossk_{objective.name}"
     return objective_fn
@@ -205,21 +211,24 @@ def lightgbm_objective(name, *, max_delta_step=0.7, **params):
     LightGBM's built-in objectives: "softmax" (``multiclass``) scales the hessian by
     ``num_class / (num_class - 1)``, "poisson" takes the hessian ``exp(r + max_delta_step)``
     (LightGBM's ``poisson_max_delta_step``, default 0.7), "tweedie" takes ``power`` or
-    ``tweedie_variance_power``, "huber" ``delta`` or LightGBM's ``alpha``. A custom objective starts
-    from 0 (set ``boost_from_average=False`` on a built-in one to compare, or an ``init_score``).
-    LightGBM's ``huber`` uses hessian 1 everywhere and its ``regression_l1`` and ``quantile``
-    re-fit each leaf, so those three differ from their built-ins.
+    ``tweedie_variance_power``, "huber" ``delta`` or LightGBM's ``alpha`` (default 0.9, LightGBM's)
+    and has hessian 1 everywhere, as LightGBM's, "quantile" ``alpha`` (default 0.9, LightGBM's). A
+    custom objective starts from 0 (set ``boost_from_average=False`` on a built-in one to compare,
+    or an ``init_score``). LightGBM's ``regression_l1`` and ``quantile`` also re-fit each leaf, so
+    those two differ from their built-ins.
     """
     aliases = {"tweedie": "tweedie_variance_power", "huber": "alpha"}
-    objective, value = _objective_and_param(name, params, aliases.get(name))
+    defaults = {"huber": 0.9, "quantile": 0.9}
+    objective, value = _objective_and_param(name, params, aliases.get(name), defaults.get(name))
     _no_other(params, ())
-    log_offset = _number("max_delta_step", max_delta_step, lambda v: "") if objective.name == "poisson" else 0.0
+    # poisson: the hessian's log offset; huber: a hessian of 1 everywhere
+    second = {"poisson": _number("max_delta_step", max_delta_step, lambda v: ""), "huber": 1.0}.get(objective.name, 0.0)
 
     def objective_fn(preds, train_data):
         w = train_data.get_weight()
         y = train_data.get_label()
         if not objective.classes:
-            return _grad_hess(objective, preds, y, w, value, log_offset)
+            return _grad_hess(objective, preds, y, w, value, second)
         flat = np.ndim(preds) == 1
         raw = np.reshape(preds, (-1, np.size(y))).T if flat else preds     # class-major (k, n) seen as (n, k)
         k = raw.shape[1]

@@ -12,20 +12,22 @@ LOSSK_INLINE void gh_squared_error(double r, double y, double p, double p2, doub
     *h = 1.0;
 }
 
+/* The piecewise-constant gradients keep a nan input's nan (scikit-learn's turn it into -1). */
 LOSSK_INLINE void gh_absolute_error(double r, double y, double p, double p2, double *g, double *h)
 {
     (void)p; (void)p2;
-    *g = r > y ? 1.0 : -1.0;
+    const double z = r - y;
+    *g = z > 0 ? 1.0 : (z <= 0 ? -1.0 : z);
     *h = 1.0;
 }
 
-LOSSK_INLINE void gh_huber(double r, double y, double delta, double p2, double *g, double *h)
+/* hessian_one (LightGBM's huber): the hessian is 1 outside the threshold too */
+LOSSK_INLINE void gh_huber(double r, double y, double delta, double hessian_one, double *g, double *h)
 {
-    (void)p2;
     const double z = r - y;
     const int outside = fabs(z) > delta;    /* nan is inside: its gradient stays nan */
     *g = outside ? copysign(delta, z) : z;
-    *h = outside ? 0.0 : 1.0;
+    *h = outside && hessian_one == 0 ? 0.0 : 1.0;
 }
 
 LOSSK_INLINE void gh_pseudo_huber(double r, double y, double delta, double p2, double *g, double *h)
@@ -39,7 +41,7 @@ LOSSK_INLINE void gh_pseudo_huber(double r, double y, double delta, double p2, d
 LOSSK_INLINE void gh_quantile(double r, double y, double alpha, double p2, double *g, double *h)
 {
     (void)p2;
-    *g = y > r ? -alpha : 1.0 - alpha;
+    *g = y > r ? -alpha : (y <= r ? 1.0 - alpha : r - y);
     *h = 1.0;
 }
 

@@ -6,11 +6,16 @@ typedef struct {
     int nb;
 } FN(gbdt_job);
 
-/* The hessian as the caller's library wants it: weighted, scaled, at least hess_floor (nan stays nan) */
+/* The hessian as the caller's library wants it: scaled, weighted, at least hess_floor before or
+ * after weighting (nan stays nan) */
 LOSSK_INLINE T FN(final_hessian)(double h, double w, const lossk_gbdt_args *a)
 {
-    h = h * w * a->hess_scale;
-    return (T)(h < a->hess_floor ? a->hess_floor : h);
+    h *= a->hess_scale;
+    if (a->floor_weighted) {
+        h *= w;
+        return (T)(h < a->hess_floor ? a->hess_floor : h);
+    }
+    return (T)((h < a->hess_floor ? a->hess_floor : h) * w);
 }
 
 /* Block b of a pointwise objective; two loops so that the common unweighted one has no load to spare */
@@ -85,7 +90,8 @@ LOSSK_INLINE void FN(softmax_row)(const lossk_gbdt_args *a, int64_t i, double *e
     double m = (double)r[0];
     for (int64_t j = 1; j < k; j++)
         m = (double)r[j] > m ? (double)r[j] : m;
-    m = isfinite(m) ? m : 0.0;      /* a row of -inf (or with +inf) comes out nan, not shifted */
+    /* a row with nan, +inf or only -inf comes out nan: the shift of +inf is nan, of -inf 0 (then 0 / 0) */
+    m = m == INFINITY ? NAN : (isfinite(m) ? m : 0.0);
     double s = 0;
     for (int64_t j0 = 0; j0 < k; j0 += GBDT_ROW) {
         const int64_t len = lossk_min64(GBDT_ROW, k - j0);

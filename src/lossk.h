@@ -280,7 +280,7 @@ typedef struct lossk_relu_args {
  * prediction (the booster's margin), per sample, with scikit-learn's sklearn._loss link functions:
  *   squared_error   g = r - y                         h = 1
  *   absolute_error  g = 1 if r > y else -1            h = 1
- *   huber           g = z if |z| <= param else param sign(z)  (z = r - y)   h = 1 if |z| <= param else 0
+ *   huber           g = z if |z| <= param else param sign(z)  (z = r - y)   h = 1 if |z| <= param or param2 != 0, else 0
  *   pseudo_huber    g = z / sqrt(1 + (z/param)^2)     h = (1 + (z/param)^2)^(-3/2)
  *   quantile        g = -param if y > r else 1 - param  (param = alpha)     h = 1
  *   logistic        g = sigmoid(r) - y                h = p (1 - p)
@@ -289,8 +289,9 @@ typedef struct lossk_relu_args {
  *   tweedie         g = exp((2-p) r) - y exp((1-p) r) h = (2-p) exp((2-p) r) - (1-p) y exp((1-p) r)  (p = param)
  *   softmax         raw_prediction (n, k) row-major, y a class index per sample held as a float:
  *                   g_j = p_j - [y == j]              h_j = p_j (1 - p_j)   (p = softmax of the row)
- * Both are multiplied by sample_weight; the hessian then by hess_scale and raised to hess_floor
- * (-inf: as it is; the conventions of XGBoost's and LightGBM's own objectives). Sums are per sample, so results do
+ * Both are multiplied by sample_weight; the hessian also by hess_scale, and raised to hess_floor
+ * (-inf: none) after weighting (floor_weighted) or before: the conventions of XGBoost's and
+ * LightGBM's own objectives. A nan input gives a nan gradient. Sums are per sample, so results do
  * not depend on the thread count. softmax checks every class before it writes: a y that is not
  * an integer in [0, k) gives LOSSK_ERR_TARGET with its sample in bad_index. */
 typedef struct lossk_gbdt_args {
@@ -300,9 +301,11 @@ typedef struct lossk_gbdt_args {
     const void *y_true;             /* n values */
     const void *sample_weight;      /* NULL, or n values */
     double param;                   /* huber, pseudo_huber: delta; quantile: alpha; tweedie: power */
-    double param2;                  /* poisson: the hessian's log offset (XGBoost's max_delta_step) */
+    double param2;                  /* poisson: the hessian's log offset (XGBoost's max_delta_step);
+                                     * huber: nonzero for a hessian of 1 everywhere (LightGBM's) */
     double hess_scale;
     double hess_floor;
+    int floor_weighted;
     void *gradient, *hessian;       /* n * k values each */
     int64_t bad_index;              /* out: see LOSSK_ERR_TARGET above */
 } lossk_gbdt_args;

@@ -117,6 +117,20 @@ def test_out_into_a_torch_tensor(dtype, rng):
     assert_bitwise_equal(np.asarray(loss), np.asarray(lossk.cross_entropy(x, t)))
 
 
+def test_torch_lazy_negation_is_resolved_and_refused_as_out(rng):
+    torch = pytest.importorskip("torch")
+    x = rng.normal(size=(5, 3))
+    neg = torch.from_numpy(x.copy())._neg_view()
+    assert neg.is_neg()
+    assert_bitwise_equal(lossk.l1_loss_grad(neg, np.zeros((5, 3))), lossk.l1_loss_grad(-x, np.zeros((5, 3))))
+    with pytest.raises(ValueError, match="out: a tensor with torch's negative"):
+        lossk.l1_loss_grad(x, x, out=torch.zeros(5, 3, dtype=torch.float64)._neg_view())
+    tracked = torch.zeros(5, 3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match="out: a tensor that requires grad"):
+        lossk.l1_loss_grad(x, x, out=tracked)
+    assert not tracked.detach().any()
+
+
 def test_out_into_a_read_only_export_is_refused(rng):
     x = rng.normal(size=(4, 3))
     ro = np.zeros((4, 3))

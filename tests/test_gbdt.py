@@ -217,8 +217,14 @@ def test_edge_values(dtype):
     assert np.isnan(G.squared_error_grad_hess(np.array([np.nan], dtype), np.zeros(1, dtype))[0][0])
     g, h = G.softmax_grad_hess(np.array([[1000.0, 0.0, -np.inf]], dtype), np.zeros(1, dtype))
     np.testing.assert_array_equal(g, [[0, 0, 0]]) and np.testing.assert_array_equal(h, [[0, 0, 0]])
-    g, h = G.softmax_grad_hess(np.array([[np.nan, 0.0]], dtype), np.zeros(1, dtype))
-    assert np.isnan(g).all()
+    for row in ([np.nan, 0.0], [0.0, np.nan], [np.inf, 0.0], [-np.inf, -np.inf]):   # the whole row nan
+        g, h = G.softmax_grad_hess(np.array([row], dtype), np.zeros(1, dtype))
+        assert np.isnan(g).all() and np.isnan(h).all(), row
+    for name in ("squared_error", "absolute_error", "huber", "pseudo_huber", "quantile", "logistic", "poisson",
+                 "gamma", "tweedie"):       # a nan prediction or target gives a nan gradient
+        for r, y in ((np.nan, 1.0), (1.0, np.nan)):
+            g, _ = getattr(G, name + "_grad_hess")(np.array([r], dtype), np.array([y], dtype))
+            assert np.isnan(g[0]), (name, r, y)
     g, h = G.poisson_grad_hess(np.array([800.0], dtype), np.zeros(1, dtype))
     assert np.isinf(g[0]) and np.isinf(h[0])
     for name in NAMES:      # empty inputs
@@ -270,6 +276,30 @@ def test_bad_arguments(case, rng):
     r, y, kw = make(r, y)
     with unmodified(*[a for a in (r, y) if isinstance(a, np.ndarray)]), pytest.raises(exc, match=match):
         getattr(G, name + "_grad_hess")(r, y, **kw)
+
+
+def test_xgboost_adapter_checks_the_columns_and_floors_as_xgboost():
+    class Labels:
+        def __init__(self, y, w=None):
+            self.y, self.w = y, w
+
+        def get_label(self):
+            return self.y
+
+        def get_weight(self):
+            return np.empty(0) if self.w is None else self.w
+
+    obj = G.xgboost_objective("softmax", num_class=3)
+    with pytest.raises(ValueError, match="predt: expected 3 columns"):
+        obj(np.zeros((4, 2), np.float32), Labels(np.zeros(4, np.float32)))
+    g, h = obj(np.array([[0.0, 1.0, 2.0]], np.float32), Labels(np.array([1.0], np.float32)))
+    assert g.dtype == np.float32 and np.isclose(h[0, 0], 2 * np.exp(0) / np.exp([0, 1, 2]).sum() * (1 - np.exp(0) / np.exp([0, 1, 2]).sum()))
+    logistic = G.xgboost_objective("logistic")          # XGBoost: max(p (1 - p), 1e-16) * w
+    _, h = logistic(np.array([50.0, 50.0]), Labels(np.array([1.0, 1.0]), np.array([0.0, 2.0])))
+    np.testing.assert_array_equal(h, [0.0, 2e-16])
+    _, h = G.xgboost_objective("softmax", num_class=2)(np.array([[60.0, 0.0]]), Labels(np.array([0.0]),
+                                                                                        np.array([0.0])))
+    np.testing.assert_array_equal(h, [[1e-16, 1e-16]])  # softmax: max(2 p (1 - p) w, 1e-16)
 
 
 def test_adapters_reject_bad_names_and_options():
@@ -333,6 +363,7 @@ def test_xgboost_trains_the_model_of_its_builtin_objective(name, options, builti
 
 LIGHTGBM = [
     ("squared_error", {}, {"objective": "regression"}, "regression"),
+    ("huber", {"alpha": 0.5}, {"objective": "huber", "alpha": 0.5}, "standardized"),
     ("logistic", {}, {"objective": "binary"}, "binary"),
     ("softmax", {}, {"objective": "multiclass", "num_class": 10}, "multiclass"),
     ("poisson", {}, {"objective": "poisson"}, "counts"),
