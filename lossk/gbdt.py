@@ -11,8 +11,8 @@ are log-means for Poisson, Gamma and Tweedie, logits for the logistic and softma
 Each objective, with r the raw prediction and y the target (gradient; hessian):
 
 - ``squared_error``: loss (r - y)^2 / 2; r - y; 1
-- ``absolute_error``: |r - y|; 1 if r > y else -1; 1
-- ``huber`` (``delta``): the Huber loss; r - y clipped to [-delta, delta]; 1 where |r - y| <= delta, else 0
+- ``absolute_error``: ``|r - y|``; 1 if r > y else -1; 1
+- ``huber`` (``delta``): the Huber loss; r - y clipped to [-delta, delta]; 1 where ``|r - y| <= delta``, else 0
 - ``pseudo_huber`` (``delta``): delta^2 (sqrt(1 + ((r - y)/delta)^2) - 1); (r - y) / sqrt(1 + ...);
   (1 + ...)^(-3/2)
 - ``quantile`` (``alpha``): the pinball loss; -alpha if y > r else 1 - alpha; 1
