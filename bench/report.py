@@ -9,7 +9,8 @@ table of median times of every case (the cases of bench/cases.py, shared with th
 each lossk form's ratio to its floor, the small-input (64, 10) cross-entropy call in µs, a
 scaling sweep (1e4 to 1e8 elements, 1 and 2 threads) and the issue's targets that this run met or
 missed, and lossk inside other pipelines (bench/embedding.py: PyTorch autograd and a training step,
-gradient and hessian for XGBoost). Every number of one report comes from the same run: quote
+gradient and hessian for XGBoost) and on Dask (bench/dask_memory.py: a cross-entropy mean over an
+array four times a worker's memory). Every number of one report comes from the same run: quote
 ratios, not lone times.
 """
 import argparse
@@ -258,6 +259,19 @@ def embedding_section(settings, selector):
     return text, checks
 
 
+def dask_section(settings, selector):
+    """bench/dask_memory.py's run (needs dask[distributed]), when selected."""
+    if selector not in "dask-memory":
+        return None
+    try:
+        import dask_memory
+    except ImportError:
+        return None
+    progress("dask ...")
+    return "## On Dask (bench/dask_memory.py)\n\n" + dask_memory.markdown(
+        *dask_memory.run(repeat=settings.min_reps, progress=progress))
+
+
 def scaling_cases(selector):
     return [cases.case_of(name, shape_of(n), "float32", "scaling")
             for name, shape_of in SCALING_LOSSES.items() for n in SCALING_SIZES
@@ -356,7 +370,7 @@ def parse_args(argv):
                    help="only cases whose id contains SUBSTR: ids are NAME-SIZE-DTYPE, e.g. mse_loss-large-float32,\n"
                         "cross_entropy-small-float32 (the small-input section), mse_loss-scaling-float32,\n"
                         "pipeline-autograd (the pipelines section: pipeline-autograd, -mlp_step, -grad_hess,\n"
-                        "-boosting_round)")
+                        "-boosting_round), dask-memory (the Dask section)")
     p.add_argument("--no-scaling", action="store_true", help="skip the 1e4..1e8 scaling sweep")
     p.add_argument("--markdown", metavar="FILE", help="also write the report to FILE")
     p.add_argument("--png", metavar="FILE", help="also draw the times against the floor (needs matplotlib)")
@@ -395,12 +409,13 @@ def main(argv=None):
         scaling_md = scaling_section(settings, args.threads, bandwidth, scaling)
 
     embedding_md, embedding_checks = embedding_section(settings, args.cases)
+    dask_md = dask_section(settings, args.cases)
 
     loads.append(measure.load_average())
     parts = [header_section(args, bandwidths, loads, settings)]
     if rows:
         parts += [summary_section(rows), main_section(rows, bandwidth)]
-    parts += [p for p in (small_md, scaling_md, embedding_md,
+    parts += [p for p in (small_md, scaling_md, embedding_md, dask_md,
                           targets_section(rows, small_row, bandwidth, embedding_checks)) if p]
     text = "\n\n".join(parts) + "\n"
     print(text)

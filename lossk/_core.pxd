@@ -23,6 +23,7 @@ cdef extern from "lossk.h" nogil:
         double param2
         int reduction
         double divisor
+        double sum
         void *loss
         void *grad
         const void *grad_output
@@ -41,6 +42,7 @@ cdef extern from "lossk.h" nogil:
         int reduction
         int mean_by_weight
         double divisor
+        double sum
         void *loss
         void *grad
         const void *grad_output
@@ -59,6 +61,7 @@ cdef extern from "lossk.h" nogil:
         int p
         int reduction
         double divisor
+        double sum
         void *loss
         void *grad
         const void *grad_output
@@ -76,6 +79,7 @@ cdef extern from "lossk.h" nogil:
         int check_first
         int reduction
         double divisor
+        double sum
         void *loss
         void *grad[3]
         const void *grad_output
@@ -94,6 +98,7 @@ cdef extern from "lossk.h" nogil:
         int per_target_mean
         int reduction
         double divisor
+        double sum
         void *loss
         void *grad
         const void *grad_output

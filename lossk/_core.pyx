@@ -166,6 +166,11 @@ cdef object _array(object a, str name, bint written=False):
     return a
 
 
+def as_array(a, str name):
+    """a as the bindings read it: an ndarray, DLPack's or the buffer protocol's, zero-copy."""
+    return _array(a, name)
+
+
 cdef object _float_input(object input, str name="input"):
     """input as an ndarray of float32 or float64 (contiguity is dealt with later)."""
     if not isinstance(input, np.ndarray):
@@ -332,11 +337,14 @@ cdef inline void *_ptr(object a):
 
 def elementwise(input, target, reduction="mean", *, int64_t kernel, double param=0.0, double param2=0.0,
                 weight=None, pos_weight=None, grad_output=1.0, int mode=LOSS, out=None, bint batchmean=False,
-                int64_t domain_check=-1, str domain="", str shaped_weight=""):
+                int64_t domain_check=-1, str domain="", str shaped_weight="", divisor=None, bint parts=False):
     """Loss and/or gradient of the elementwise loss `kernel` (a kernel_id); checks every argument
     first. batchmean: the loss takes reduction "batchmean"; domain_check: a kernel_id checking the
     inputs are in `domain`, run first when the gradient goes into out; shaped_weight: weight has
-    the input's shape and "mean" divides by "sum" (the weights' sum) or "count" (the element count)."""
+    the input's shape and "mean" divides by "sum" (the weights' sum) or "count" (the element count); divisor: the divisor of reduction "mean"
+    (None: these arrays' own count or weight; lossk.dask passes the whole array's for a chunk);
+    parts: a reduced loss comes back as (sum, own divisor), floats, the sum in double before its
+    division."""
     _checked_kernel(kernel, "elementwise")
     input, target, weight, pos_weight = (_array(input, "input"), _array(target, "target"),
                                          _array(weight, "weight"), _array(pos_weight, "pos_weight"))
@@ -357,6 +365,7 @@ def elementwise(input, target, reduction="mean", *, int64_t kernel, double param
         pw = _periodic(pos_weight, x, "pos_weight", &pwp)
     cdef int64_t n = cnp.PyArray_SIZE(<cnp.ndarray>x)
     cdef lossk_elementwise_args a
+    a.sum = 0
     a.n = n
     a.input = cnp.PyArray_DATA(<cnp.ndarray>x)
     a.target = cnp.PyArray_DATA(<cnp.ndarray>y)
@@ -371,6 +380,9 @@ def elementwise(input, target, reduction="mean", *, int64_t kernel, double param
     a.divisor = <double>n if red == 1 else (<double>x.shape[0] if red == 3 and x.ndim > 0 else 1.0)
     if shaped_weight == "sum" and w is not None and red == 1:
         a.divisor = float(np.sum(w, dtype=np.float64))   # NumPy's pairwise sum: the same for any thread count
+    cdef double own = a.divisor
+    if red == 1 or red == 3:
+        a.divisor = _whole(divisor, own)
     a.bad_index = -1
     cdef double scale
     loss, grad, go = _outputs(mode, out, red == 0, x, x.shape, grad_output, [input, target, x, y, w, pw], &scale)
@@ -395,14 +407,28 @@ def elementwise(input, target, reduction="mean", *, int64_t kernel, double param
     if err != LOSSK_OK:
         arg = "target" if a.bad_target else "input"
         _raise(err, arg, y if a.bad_target else x, a.bad_index, f"all elements of {arg} must be in {domain}")
-    return _result(mode, red == 0, loss, grad)
+    return _result(mode, red == 0, loss, grad, (a.sum, own) if parts and mode & LOSS else None)
 
 
-cdef object _result(int mode, bint per_element, object loss, object grad):
+cdef object _result(int mode, bint per_element, object loss, object grad, object parts=None):
+    """What a binding returns; `parts` (sum, divisor) replaces a reduced loss's value."""
     if mode == GRAD:
         return grad
-    value = loss if per_element else cnp.PyArray_ToScalar(cnp.PyArray_DATA(<cnp.ndarray>loss), <cnp.ndarray>loss)
+    if parts is not None and not per_element:
+        value = parts
+    else:
+        value = loss if per_element else cnp.PyArray_ToScalar(cnp.PyArray_DATA(<cnp.ndarray>loss), <cnp.ndarray>loss)
     return value if mode == LOSS else (value, grad)
+
+
+cdef double _whole(object divisor, double own) except? -1:
+    """The divisor of a mean: `divisor`, the whole's count or weight when these arrays are a part of
+    it (lossk.dask's chunks), else `own`, theirs."""
+    if divisor is None:
+        return own
+    if isinstance(divisor, bool) or not isinstance(divisor, (float, int, np.floating, np.integer)):
+        raise TypeError(f"divisor: expected a number, got {type(divisor).__name__}")
+    return float(divisor)
 
 
 cdef _raise(int err, str name, object where, int64_t bad, str what):
@@ -448,9 +474,12 @@ cdef object _class_indices(object t, str name="target"):
 
 def classification(input, target, reduction="mean", *, int64_t kernel, weight=None, ignore_index=-100,
                    double label_smoothing=0.0, grad_output=1.0, int mode=LOSS, out=None, str name="",
-                   int64_t prob_kernel=-1):
+                   int64_t prob_kernel=-1, divisor=None, bint parts=False):
     """Loss and/or gradient of the classification loss `name`, kernel `kernel` (a kernel_id) for
-    class-index targets and `prob_kernel` for probability targets (-1: refused)."""
+    class-index targets and `prob_kernel` for probability targets (-1: refused); divisor: the divisor of reduction "mean"
+    (None: these arrays' own count or summed weight; lossk.dask passes the whole array's for a chunk);
+    parts: a reduced loss comes back as (sum, own divisor), floats, the sum in double before its
+    division."""
     _checked_kernel(kernel, "classification")
     input, target, weight = _array(input, "input"), _array(target, "target"), _array(weight, "weight")
     grad_output, out = _array(grad_output, "grad_output"), _array(out, "out", True)
@@ -507,6 +536,7 @@ def classification(input, target, reduction="mean", *, int64_t kernel, weight=No
             raise ValueError(f"weight: expected shape ({C},), one weight per class, got {w.shape}")
 
     cdef lossk_class_args a
+    a.sum = 0
     a.n = N
     a.c = C
     a.s = S
@@ -517,8 +547,10 @@ def classification(input, target, reduction="mean", *, int64_t kernel, weight=No
     a.ignore_index = ignore
     a.label_smoothing = label_smoothing
     a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
-    a.mean_by_weight = red == 1 and not soft
+    a.mean_by_weight = 0 if red != 1 or soft else (1 if divisor is None else 2)
     a.divisor = <double>(N * S) if red == 1 else 1.0
+    if red == 1:
+        a.divisor = _whole(divisor, a.divisor)
     a.total_weight = 0
     a.bad_index = -1
 
@@ -538,18 +570,22 @@ def classification(input, target, reduction="mean", *, int64_t kernel, weight=No
     if err != LOSSK_OK:
         _raise(err, "target", None if t is None else t.reshape(_loss_shape(x)), a.bad_index,
                f"class indices must be in [0, {C}) or equal ignore_index ({ignore_index})")
-    return _result(mode, red == 0, loss, grad)
+    own = a.total_weight if red == 1 and not soft else <double>(N * S) if red == 1 else 1.0
+    return _result(mode, red == 0, loss, grad, (a.sum, own) if parts and mode & LOSS else None)
 
 
 cdef dict MARGIN_TARGETS = {"class": 0, "class_lists": 1, "values": 2}
 
 
 def margin(input, target, reduction="mean", *, int64_t kernel, str targets, int p=1, double margin=1.0,
-           weight=None, grad_output=1.0, int mode=LOSS, out=None):
+           weight=None, grad_output=1.0, int mode=LOSS, out=None, divisor=None, bint parts=False):
     """Loss and/or gradient of the margin loss `kernel` (a kernel_id), one loss per row of the
     input's last axis (the classes), with targets of the kind `targets`: "class" (a class index per
     row; input (C,) or (N, C)), "class_lists" (class indices shaped like the input, each row's list
-    ended by -1) or "values" (shaped like the input, any number of leading axes)."""
+    ended by -1) or "values" (shaped like the input, any number of leading axes); divisor: the divisor of reduction "mean"
+    (None: these arrays' own count or weight; lossk.dask passes the whole array's for a chunk);
+    parts: a reduced loss comes back as (sum, own divisor), floats, the sum in double before its
+    division."""
     _checked_kernel(kernel, "margin")
     input, target, weight = _array(input, "input"), _array(target, "target"), _array(weight, "weight")
     grad_output, out = _array(grad_output, "grad_output"), _array(out, "out", True)
@@ -600,6 +636,7 @@ def margin(input, target, reduction="mean", *, int64_t kernel, str targets, int 
             raise ValueError(f"weight: expected shape ({C},), one weight per class, got {w.shape}")
 
     cdef lossk_margin_args a
+    a.sum = 0
     a.n = N
     a.c = C
     a.input = cnp.PyArray_DATA(<cnp.ndarray>x)
@@ -610,7 +647,7 @@ def margin(input, target, reduction="mean", *, int64_t kernel, str targets, int 
     a.margin = margin
     a.p = p
     a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
-    a.divisor = <double>N if red == 1 else 1.0
+    a.divisor = _whole(divisor, <double>N) if red == 1 else 1.0
     a.bad_index = -1
 
     cdef double scale
@@ -627,7 +664,7 @@ def margin(input, target, reduction="mean", *, int64_t kernel, str targets, int 
         _raise(err, "target", t, a.bad_index,
                f"class indices must be in [0, {C})" if kind == 0
                else f"class indices must be in [0, {C}), or -1 to end a row's list")
-    return _result(mode, red == 0, loss, grad)
+    return _result(mode, red == 0, loss, grad, (a.sum, <double>N if red == 1 else 1.0) if parts and mode & LOSS else None)
 
 
 # The argument layouts of the multi-input losses: what the arrays are and how their shapes go.
@@ -670,12 +707,15 @@ cdef _negative_var(object var):
 
 def multi_input(tuple arrays, reduction="mean", *, int64_t kernel, str layout, tuple names, tuple differentiable,
                 double margin=0.0, double eps=0.0, double p=2.0, bint full=False, bint swap=False,
-                grad_output=1.0, int mode=LOSS, out=None):
+                grad_output=1.0, int mode=LOSS, out=None, divisor=None, bint parts=False):
     """Loss and/or gradients of the multi-input loss `kernel` (a kernel_id) over `arrays` (named
     `names`, in the function's order), with gradients for the arrays at the indices `differentiable`
     (returned as a tuple in that order). layout: "pair" (arrays of one shape, a loss per element),
     "gaussian" (input, target, var: var broadcasts), "rows_target" (two (N, D) or (D,) arrays and a
-    target per row) or "rows" (three arrays of one shape, a loss per row of the last axis)."""
+    target per row) or "rows" (three arrays of one shape, a loss per row of the last axis); divisor: the divisor of reduction "mean"
+    (None: these arrays' own count or weight; lossk.dask passes the whole array's for a chunk);
+    parts: a reduced loss comes back as (sum, own divisor), floats, the sum in double before its
+    division."""
     _checked_kernel(kernel, "multi_input")
     arrays = tuple(_array(a, name) for a, name in zip(arrays, names))
     grad_output = _array(grad_output, "grad_output")
@@ -756,6 +796,7 @@ def multi_input(tuple arrays, reduction="mean", *, int64_t kernel, str layout, t
         raise TypeError("out: only the gradient functions take out")
 
     cdef lossk_multi_args a
+    a.sum = 0
     a.n, a.d, a.m = n, d, m
     for k in range(3):
         a.x[k] = NULL
@@ -774,7 +815,8 @@ def multi_input(tuple arrays, reduction="mean", *, int64_t kernel, str layout, t
     a.full, a.swap = full, swap
     a.check_first = out is not None         # a bad var must leave the caller's buffers as they were
     a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
-    a.divisor = <double>(n if kind >= 2 else size) if red == 1 else 1.0
+    cdef double own = <double>(n if kind >= 2 else size) if red == 1 else 1.0
+    a.divisor = _whole(divisor, own) if red == 1 else 1.0
     a.loss, a.grad_output = _ptr(loss), _ptr(go)
     a.grad_scale = scale / a.divisor if red == 1 else scale
 
@@ -789,8 +831,7 @@ def multi_input(tuple arrays, reduction="mean", *, int64_t kernel, str layout, t
         _raise(err, names[0], x, -1, "")
     if mode == GRAD:
         return tuple(grads)
-    value = loss if red == 0 else cnp.PyArray_ToScalar(cnp.PyArray_DATA(<cnp.ndarray>loss), <cnp.ndarray>loss)
-    return value if mode == LOSS else (value, tuple(grads))
+    return _result(mode, red == 0, loss, tuple(grads), (a.sum, own) if parts and mode & LOSS else None)
 
 
 cdef object _lengths(object lengths, str name, int64_t n, bint unbatched):
@@ -813,9 +854,12 @@ cdef _bad_length(str name, object lengths, object bad, str what):
 
 
 def ctc(log_probs, targets, input_lengths, target_lengths, reduction="mean", *, int64_t kernel, blank=0,
-        bint zero_infinity=False, grad_output=1.0, int mode=LOSS, out=None):
+        bint zero_infinity=False, grad_output=1.0, int mode=LOSS, out=None, divisor=None, bint parts=False):
     """Loss and/or gradient of the CTC loss `kernel` (a kernel_id): log_probs (T, N, C) or (T, C),
-    targets padded (N, S) or concatenated (sum of target_lengths,), or (S,) unbatched."""
+    targets padded (N, S) or concatenated (sum of target_lengths,), or (S,) unbatched; divisor: the divisor of reduction "mean"
+    (None: these arrays' own count or weight; lossk.dask passes the whole array's for a chunk);
+    parts: a reduced loss comes back as (sum, own divisor), floats, the sum in double before its
+    division."""
     _checked_kernel(kernel, "ctc")
     log_probs, targets = _array(log_probs, "log_probs"), _array(targets, "targets")
     input_lengths, target_lengths = _array(input_lengths, "input_lengths"), _array(target_lengths, "target_lengths")
@@ -867,6 +911,7 @@ def ctc(log_probs, targets, input_lengths, target_lengths, reduction="mean", *, 
     t = _class_indices(np.asarray(tarr, dtype=np.int64) if tarr.dtype.kind == "f" else tarr, "targets")
 
     cdef lossk_ctc_args a
+    a.sum = 0
     a.t, a.n, a.c = T, N, C
     a.log_probs = cnp.PyArray_DATA(<cnp.ndarray>x)
     a.targets = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>t)
@@ -878,7 +923,7 @@ def ctc(log_probs, targets, input_lengths, target_lengths, reduction="mean", *, 
     a.zero_infinity = zero_infinity
     a.per_target_mean = red == 1
     a.reduction = LOSSK_REDUCTION_NONE if red == 0 else LOSSK_REDUCTION_SUM
-    a.divisor = <double>N if red == 1 else 1.0
+    a.divisor = _whole(divisor, <double>N) if red == 1 else 1.0
     a.bad_index = -1
     loss_shape = () if unbatched else (N,)
     cdef double scale
@@ -894,7 +939,7 @@ def ctc(log_probs, targets, input_lengths, target_lengths, reduction="mean", *, 
         err = fn(&a)
     if err != LOSSK_OK:
         _raise(err, "targets", t, a.bad_index, f"class indices must be in [0, {C})")
-    return _result(mode, red == 0, loss, grad)
+    return _result(mode, red == 0, loss, grad, (a.sum, <double>N if red == 1 else 1.0) if parts and mode & LOSS else None)
 
 
 include "_layers.pxi"

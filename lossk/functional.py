@@ -34,23 +34,32 @@ _BINDINGS = {ELEMENTWISE: _core.elementwise, CLASSIFICATION: _core.classificatio
              MULTI_INPUT: _core.multi_input, CTC: _core.ctc}
 
 
-def _fixed_keywords(loss):
-    """The binding's keywords that depend on the loss alone, as source text."""
+def _fixed(loss):
+    """The binding's keywords that depend on the loss alone."""
     if loss.family == ELEMENTWISE:
-        fixed = ", batchmean=True" if "batchmean" in loss.reductions else ""
+        fixed = {"batchmean": True} if "batchmean" in loss.reductions else {}
         if loss.shaped_weight:
-            fixed += f", shaped_weight={loss.shaped_weight!r}"
+            fixed["shaped_weight"] = loss.shaped_weight
         if loss.domain_check:
-            fixed += f", domain_check={_core.kernel_id(loss.domain_check, ELEMENTWISE)}, domain={loss.domain!r}"
+            fixed.update(domain_check=_core.kernel_id(loss.domain_check, ELEMENTWISE), domain=loss.domain)
         return fixed
     if loss.family == MARGIN:
-        return f", targets={loss.targets!r}"
+        return {"targets": loss.targets}
     if loss.family == MULTI_INPUT:
-        return f", layout={loss.layout!r}, names={loss.arguments!r}, differentiable={loss.differentiable!r}"
+        return {"layout": loss.layout, "names": loss.arguments, "differentiable": loss.differentiable}
     if loss.family == CTC:
-        return ""
-    prob = _core.kernel_id(loss.prob_kernel, CLASSIFICATION) if loss.prob_kernel else -1
-    return f", name={loss.name!r}, prob_kernel={prob}"
+        return {}
+    return {"name": loss.name, "prob_kernel": _core.kernel_id(loss.prob_kernel, CLASSIFICATION) if loss.prob_kernel else -1}
+
+
+def keywords(loss, options):
+    """The binding and its keywords for `options` (without reduction), checked: what NAME passes on
+    (lossk.dask calls the binding itself, on each chunk)."""
+    if loss.prepare is None:
+        kw = dict(options, kernel=_core.kernel_id(loss.kernel, loss.family))
+    else:
+        kw = _prepared(loss)(**options)
+    return _BINDINGS[loss.family], dict(kw, **_fixed(loss))
 
 
 def _prepared(loss):
@@ -98,12 +107,13 @@ def _define(loss):
     else:
         namespace["_keywords"] = _prepared(loss)
         options = f"**_keywords({loss.passing()[2:]})"
+    fixed = "".join(f", {name}={value!r}" for name, value in _fixed(loss).items())
     for suffix, extra in SUFFIXES.items():
         call = {"": "", "_grad": ", grad_output=grad_output, out=out", "_with_grad": ", out=out"}[suffix]
         arrays = ", ".join(loss.arguments)
         passed = f"({arrays},)" if loss.family == MULTI_INPUT else arrays
         fn = define(loss.name + suffix, f"{arrays}, *, {loss.parameters(extra)}",
-                    f"_binding({passed}, reduction, mode={_MODES[suffix]}{call}{_fixed_keywords(loss)}, {options})",
+                    f"_binding({passed}, reduction, mode={_MODES[suffix]}{call}{fixed}, {options})",
                     namespace, __name__)
         fn.__doc__ = loss.doc if suffix == "" else _companion_doc(loss, suffix)
         globals()[fn.__name__] = fn

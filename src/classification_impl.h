@@ -513,12 +513,13 @@ static void FN(tile_index)(int64_t C, int64_t rt, int32_t *rows, int32_t *tile)
 
 /* The reduced loss: the block sums added in order, over divisor. A weighted mean whose total weight
  * is 0 is nan even when label smoothing makes the sum nonzero: PyTorch's NLL term is then 0/0. */
-static T FN(reduced_loss)(const double *partial, int nb, double divisor, int mean_by_weight)
+static T FN(reduced_loss)(lossk_class_args *a, const double *partial, int nb, double divisor)
 {
     double total = 0;
     for (int b = 0; b < nb; b++)
         total += partial[b];
-    return mean_by_weight && divisor == 0 ? (T)NAN : (T)(total / divisor);
+    a->sum = total;
+    return a->mean_by_weight && divisor == 0 ? (T)NAN : (T)(total / divisor);
 }
 
 /* The gradient factor of position i: grad_output (or grad_scale), divided by the total weight
@@ -736,7 +737,7 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
         if (err)
             return err;
         a->total_weight = total_weight;
-        if (a->mean_by_weight)
+        if (a->mean_by_weight == 1)
             divisor = total_weight;
     }
 
@@ -754,7 +755,7 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
                             gathered ? tile_idx : NULL};
     LOSSK_FOR_BLOCKS(lossk_threads_for(np * C * 2), job.nb, FN(ce_block), &job);
     if (reduce && a->loss)
-        *(T *)a->loss = FN(reduced_loss)(partial, job.nb, divisor, a->mean_by_weight);
+        *(T *)a->loss = FN(reduced_loss)(a, partial, job.nb, divisor);
     return LOSSK_OK;
 }
 

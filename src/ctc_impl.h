@@ -169,8 +169,10 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_ctc, SFX))(lossk_ctc_args *a)
             return LOSSK_ERR_NOMEM;
         total += job.partial[b];
     }
-    if (a->loss && a->reduction == LOSSK_REDUCTION_SUM)
+    if (a->loss && a->reduction == LOSSK_REDUCTION_SUM) {
+        a->sum = total;
         *(T *)a->loss = (T)(total / a->divisor);
+    }
     return LOSSK_OK;
 }
 #undef FN

@@ -56,6 +56,7 @@ typedef struct lossk_elementwise_args {
                                      * sigmoid_focal: alpha (< 0: no alpha weighting) */
     int reduction;                  /* enum lossk_reduction */
     double divisor;                 /* reduced loss = sum / divisor */
+    double sum;                     /* out (SUM): that sum, in double, before the division */
     void *loss;                     /* NULL: not computed; n values (NONE) or 1 value (SUM) */
     void *grad;                     /* NULL: not computed; n values */
     const void *grad_output;        /* NULL, or n values */
@@ -74,7 +75,9 @@ typedef struct lossk_elementwise_args {
  * Targets are class indices (N, S) or, for cross_entropy_prob, probabilities shaped like input.
  * Positions whose target equals ignore_index contribute nothing (loss 0, gradient 0).
  * Reduced loss = sum / divisor, with divisor the summed weight of the non-ignored targets
- * when `mean_by_weight` is set (written back in `total_weight`), else `divisor` as given.
+ * when `mean_by_weight` is 1 (written back in `total_weight`), else `divisor` as given; 2 is a
+ * weighted mean whose divisor is given: the summed weight of a larger whole that these positions
+ * are part of (lossk.dask's chunks), so the gradient is scaled as the whole's would be.
  */
 typedef struct lossk_class_args {
     int64_t n, c, s;
@@ -85,8 +88,9 @@ typedef struct lossk_class_args {
     int64_t ignore_index;
     double label_smoothing;         /* cross_entropy only */
     int reduction;                  /* enum lossk_reduction */
-    int mean_by_weight;
+    int mean_by_weight;             /* 0, 1 or 2, as said above */
     double divisor;
+    double sum;                     /* out (SUM): that sum, in double, before the division */
     void *loss;                     /* NULL, N*S values (NONE) or 1 value (SUM) */
     void *grad;                     /* NULL, or N*C*S values */
     const void *grad_output;        /* NULL, or N*S values */
@@ -119,6 +123,7 @@ typedef struct lossk_margin_args {
     int p;                          /* multi_margin: 1 or 2 */
     int reduction;                  /* enum lossk_reduction */
     double divisor;
+    double sum;                     /* out (SUM): that sum, in double, before the division */
     void *loss;                     /* NULL, N values (NONE) or 1 value (SUM) */
     void *grad;                     /* NULL, or N * C values */
     const void *grad_output;        /* NULL, or N values */
@@ -155,6 +160,7 @@ typedef struct lossk_multi_args {
                                      * LOSSK_ERR_DOMAIN leaves the outputs untouched */
     int reduction;                  /* enum lossk_reduction */
     double divisor;
+    double sum;                     /* out (SUM): that sum, in double, before the division */
     void *loss;                     /* NULL, a value per element or row (NONE), or 1 value (SUM) */
     void *grad[3];
     const void *grad_output;        /* NULL, or a value per element or row */
@@ -186,6 +192,7 @@ typedef struct lossk_ctc_args {
     int per_target_mean;
     int reduction;                  /* enum lossk_reduction */
     double divisor;
+    double sum;                     /* out (SUM): that sum, in double, before the division */
     void *loss;                     /* NULL, n values (NONE) or 1 value (SUM) */
     void *grad;                     /* NULL, or T * N * C values */
     const void *grad_output;        /* NULL, or n values */

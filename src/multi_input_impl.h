@@ -528,6 +528,7 @@ static int FN(multi_input)(int kind, lossk_multi_args *a)
         double total = 0;
         for (int b = 0; b < job.nb; b++)
             total += partial[b];
+        a->sum = total;
         *(T *)a->loss = (T)(total / a->divisor);
     }
     return LOSSK_OK;

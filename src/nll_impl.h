@@ -165,7 +165,7 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
     if (err)
         return err;
     a->total_weight = total_weight;
-    const double divisor = a->mean_by_weight ? total_weight : a->divisor;
+    const double divisor = a->mean_by_weight == 1 ? total_weight : a->divisor;
     double partial[LOSSK_BLOCKS];
     const int stream = a->grad && C <= LOSSK_SCRATCH && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES;
     const int64_t work = a->grad ? np * C : np;
@@ -173,7 +173,7 @@ int LOSSK_ISA_NAME(LOSSK_CAT(lossk_nll, SFX))(lossk_class_args *a)
                              lossk_blocks(np, work), partial};
     LOSSK_FOR_BLOCKS(lossk_threads_for(work), job.nb, FN(nll_block), &job);
     if (reduce && a->loss)
-        *(T *)a->loss = FN(reduced_loss)(partial, job.nb, divisor, a->mean_by_weight);
+        *(T *)a->loss = FN(reduced_loss)(a, partial, job.nb, divisor);
     return LOSSK_OK;
 }
 #undef NLL_AHEAD
