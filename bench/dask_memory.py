@@ -15,6 +15,7 @@ import argparse
 import os
 import resource
 import statistics
+import sys
 import tempfile
 import time
 
@@ -133,7 +134,7 @@ def main():
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--dir", default=None, help="where the logits file goes (default: the temporary directory)")
     args = p.parse_args()
-    print(markdown(*run(args.limit_mb, args.repeat, args.dir)))
+    print(markdown(*run(args.limit_mb, args.repeat, args.dir, progress=lambda *a: print(*a, file=sys.stderr))))
 
 
 if __name__ == "__main__":

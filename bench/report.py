@@ -18,6 +18,7 @@ import datetime
 import gc
 import math
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 
@@ -260,16 +261,20 @@ def embedding_section(settings, selector):
 
 
 def dask_section(settings, selector):
-    """bench/dask_memory.py's run (needs dask[distributed]), when selected."""
+    """bench/dask_memory.py's run (needs dask[distributed]), when selected. In a process of its own:
+    the workers it starts import their parent's main module, and this one's imports (PyTorch among
+    them) would take a good part of their memory limit."""
     if selector not in "dask-memory":
         return None
     try:
-        import dask_memory
+        import distributed  # noqa: F401
     except ImportError:
         return None
     progress("dask ...")
-    return "## On Dask (bench/dask_memory.py)\n\n" + dask_memory.markdown(
-        *dask_memory.run(repeat=settings.min_reps, progress=progress))
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dask_memory.py")
+    run = subprocess.run([sys.executable, script, "--repeat", str(settings.min_reps)], capture_output=True,
+                         text=True, check=True)
+    return "## On Dask (bench/dask_memory.py)\n\n" + run.stdout.strip()
 
 
 def scaling_cases(selector):

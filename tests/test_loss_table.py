@@ -96,3 +96,4 @@ def test_stubs_are_generated_from_the_table():
     functional, modules = _losses.stubs()
     assert (package / "functional.pyi").read_text() == functional
     assert modules in (package / "nn.pyi").read_text()
+    assert (package / "dask.pyi").read_text() == _losses.dask_stubs()
