@@ -67,8 +67,11 @@ class _Arg:
     def key(self, index):
         return (self.value.name,) + tuple(0 if k is None else index[k] for k in self.axes)
 
-    def offset(self, driver, index):
-        return tuple(0 if k is None else sum(driver.chunks[k][:index[k]]) for k in self.axes)
+    def offset(self, index):
+        """Where this argument's block for the driver's block `index` begins in it."""
+        if not hasattr(self, "starts"):
+            self.starts = [np.cumsum((0,) + c) for c in self.value.chunks]
+        return tuple(0 if k is None else int(self.starts[i][index[k]]) for i, k in enumerate(self.axes))
 
 
 class _Plan:
@@ -446,7 +449,7 @@ def _compute(loss, arrays, options, mode, grad_output=None):
         return [a.key(index) if isinstance(a.value, da.Array) else a.value for a in args]
 
     def offsets(index):
-        return {a.name: a.offset(driver, index) for a in every if isinstance(a.value, da.Array)}
+        return {a.name: a.offset(index) for a in every if isinstance(a.value, da.Array)}
 
     # the divisor of a mean: from the shapes, or the normaliser's pass (for a gradient, before it)
     divisor = None

@@ -311,6 +311,12 @@ def test_bad_data_names_its_place_in_the_whole_array(rng):
             *a, weight=np.ones(4, np.float32)), lambda *a: lossk_dask.nll_loss_grad(*a)):
         with pytest.raises(ValueError, match=r"target\[73\] is 9"):
             fn(X, T).compute()
+    lp, targets, il, tl = ctc_problem(rng, 10, 12, 6, 4, np.float64, layout="concatenated")
+    bad = int(tl[:7].sum())            # the first target of sequence 7, in the second block's chunk
+    assert tl[7] > 0
+    targets[bad] = 6
+    with pytest.raises(ValueError, match=rf"targets\[{bad}\] is 6"):
+        lossk_dask.ctc_loss(da.from_array(lp, chunks=(10, 5, 6)), targets, il, tl).compute()
     p = rng.uniform(0, 1, (50, 6)).astype(np.float32)
     p[41, 5] = 1.5
     with pytest.raises(ValueError, match=r"input\[41, 5\] is 1.5"):
