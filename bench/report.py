@@ -9,8 +9,9 @@ table of median times of every case (the cases of bench/cases.py, shared with th
 each lossk form's ratio to its floor, the small-input (64, 10) cross-entropy call in µs, a
 scaling sweep (1e4 to 1e8 elements, 1 and 2 threads) and the issue's targets that this run met or
 missed, and lossk inside other pipelines (bench/embedding.py: PyTorch autograd and a training step,
-gradient and hessian for XGBoost) and on Dask (bench/dask_memory.py: a cross-entropy mean over an
-array four times a worker's memory). Every number of one report comes from the same run: quote
+gradient and hessian for XGBoost), on Dask (bench/dask_memory.py: a cross-entropy mean over an
+array four times a worker's memory) and the chunked linear + cross-entropy against PyTorch's
+(bench/linear_ce.py). Every number of one report comes from the same run: quote
 ratios, not lone times.
 """
 import argparse
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 
 import cases
 import embedding
+import linear_ce
 import measure
 
 MAIN_SIZES = {"full": ("large", "large 2d", "spatial", "few classes", "medium"),
@@ -277,6 +279,24 @@ def dask_section(settings, selector):
     return "## On Dask (bench/dask_memory.py)\n\n" + run.stdout.strip()
 
 
+def linear_ce_section(settings, selector):
+    """bench/linear_ce.py's run (needs PyTorch), when selected: (markdown, target checks)."""
+    if selector not in "linear-ce":
+        return None, []
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None, []
+    results = linear_ce.run(repeat=settings.min_reps, progress=progress)
+    text, checks = linear_ce.markdown(results)
+    return "\n\n".join(["## Linear + cross-entropy (bench/linear_ce.py)",
+                         "lossk.linear_cross_entropy_with_grad against PyTorch's linear_cross_entropy (reference "
+                         "path: options=None; chunked: LinearCrossEntropyOptions()), float32, reduction mean, "
+                         "forward + backward. Extra memory: the first call's peak resident memory beyond "
+                         "the inputs and the returned gradients, each implementation in a process of its own.",
+                         text]), checks
+
+
 def scaling_cases(selector):
     return [cases.case_of(name, shape_of(n), "float32", "scaling")
             for name, shape_of in SCALING_LOSSES.items() for n in SCALING_SIZES
@@ -375,7 +395,7 @@ def parse_args(argv):
                    help="only cases whose id contains SUBSTR: ids are NAME-SIZE-DTYPE, e.g. mse_loss-large-float32,\n"
                         "cross_entropy-small-float32 (the small-input section), mse_loss-scaling-float32,\n"
                         "pipeline-autograd (the pipelines section: pipeline-autograd, -mlp_step, -grad_hess,\n"
-                        "-boosting_round), dask-memory (the Dask section)")
+                        "-boosting_round), dask-memory (the Dask section), linear-ce (linear + cross-entropy)")
     p.add_argument("--no-scaling", action="store_true", help="skip the 1e4..1e8 scaling sweep")
     p.add_argument("--markdown", metavar="FILE", help="also write the report to FILE")
     p.add_argument("--png", metavar="FILE", help="also draw the times against the floor (needs matplotlib)")
@@ -415,13 +435,14 @@ def main(argv=None):
 
     embedding_md, embedding_checks = embedding_section(settings, args.cases)
     dask_md = dask_section(settings, args.cases)
+    linear_ce_md, linear_ce_checks = linear_ce_section(settings, args.cases)
 
     loads.append(measure.load_average())
     parts = [header_section(args, bandwidths, loads, settings)]
     if rows:
         parts += [summary_section(rows), main_section(rows, bandwidth)]
-    parts += [p for p in (small_md, scaling_md, embedding_md, dask_md,
-                          targets_section(rows, small_row, bandwidth, embedding_checks)) if p]
+    parts += [p for p in (small_md, scaling_md, embedding_md, dask_md, linear_ce_md,
+                          targets_section(rows, small_row, bandwidth, embedding_checks + linear_ce_checks)) if p]
     text = "\n\n".join(parts) + "\n"
     print(text)
     if args.markdown:

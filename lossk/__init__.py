@@ -7,10 +7,12 @@ from . import _core
 from ._core import get_num_threads, isa, set_num_threads
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
+from .linear_loss import linear_cross_entropy, linear_cross_entropy_grad, linear_cross_entropy_with_grad
 from .nn import no_grad
 
 __version__ = "0.1.0"
-__all__ = list(_functional_all) + ["set_num_threads", "get_num_threads", "isa", "no_grad",
+__all__ = list(_functional_all) + ["linear_cross_entropy", "linear_cross_entropy_grad",
+                                   "linear_cross_entropy_with_grad", "set_num_threads", "get_num_threads", "isa", "no_grad",
                                    "set_result_cache_limit", "result_cache_held"]
 
 

@@ -2,9 +2,13 @@
 from typing import List
 
 from . import functional as functional
+from . import linear_loss as linear_loss
 from . import nn as nn
 from . import optim as optim
 from .functional import *
+from .linear_loss import linear_cross_entropy as linear_cross_entropy
+from .linear_loss import linear_cross_entropy_grad as linear_cross_entropy_grad
+from .linear_loss import linear_cross_entropy_with_grad as linear_cross_entropy_with_grad
 from .nn import no_grad as no_grad
 
 __version__: str

@@ -33,6 +33,7 @@ cdef extern from "lossk.h" nogil:
 
     ctypedef struct lossk_class_args:
         int64_t n, c, s
+        int spatial
         const void *input
         const int64_t *target
         const void *target_prob
@@ -164,6 +165,30 @@ cdef extern from "lossk.h" nogil:
         void *work
         int64_t work_size
 
+    ctypedef struct lossk_linear_ce_args:
+        int64_t n, d, v, chunk
+        const void *input
+        const void *linear_weight
+        const void *linear_bias
+        const int64_t *target
+        const void *weight
+        int64_t ignore_index
+        double label_smoothing
+        int reduction
+        int mean_by_weight
+        double divisor
+        double sum
+        void *loss
+        void *grad_input
+        void *grad_linear_weight
+        void *grad_linear_bias
+        const void *grad_output
+        double grad_scale
+        double total_weight
+        void *work
+        int64_t work_size
+        int64_t bad_index
+
     ctypedef struct lossk_relu_args:
         int64_t n
         const void *input
@@ -186,6 +211,8 @@ cdef extern from "lossk.h" nogil:
     int lossk_linear_forward_f64(lossk_linear_args *a)
     int lossk_linear_backward_f32(lossk_linear_args *a)
     int lossk_linear_backward_f64(lossk_linear_args *a)
+    int lossk_linear_cross_entropy_f32(lossk_linear_ce_args *a)
+    int lossk_linear_cross_entropy_f64(lossk_linear_ce_args *a)
     int lossk_relu_forward_f32(lossk_relu_args *a)
     int lossk_relu_forward_f64(lossk_relu_args *a)
     int lossk_relu_backward_f32(lossk_relu_args *a)
@@ -214,3 +241,4 @@ ctypedef int (*ctc_kernel)(lossk_ctc_args *) noexcept nogil
 ctypedef int (*gbdt_kernel)(lossk_gbdt_args *) noexcept nogil
 ctypedef int (*conv_kernel)(lossk_conv2d_args *) noexcept nogil
 ctypedef int (*linear_kernel)(lossk_linear_args *) noexcept nogil
+ctypedef int (*linear_ce_kernel)(lossk_linear_ce_args *) noexcept nogil

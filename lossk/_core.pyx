@@ -8,6 +8,7 @@ cimport numpy as cnp
 from cpython.buffer cimport PyObject_CheckBuffer
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 
 cnp.import_array()
 
@@ -540,6 +541,7 @@ def classification(input, target, reduction="mean", *, int64_t kernel, weight=No
     a.n = N
     a.c = C
     a.s = S
+    a.spatial = 0
     a.input = cnp.PyArray_DATA(<cnp.ndarray>x)
     a.target = <const int64_t *>_ptr(t)
     a.target_prob = _ptr(tp)
@@ -578,4 +580,5 @@ include "_margin.pxi"
 include "_multi_input.pxi"
 include "_ctc.pxi"
 include "_layers.pxi"
+include "_linear_ce.pxi"
 include "_gbdt.pxi"

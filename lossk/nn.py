@@ -32,11 +32,12 @@ import numpy as np
 
 from . import _core
 from . import functional as F
+from . import linear_loss
 from ._losses import LOSSES, MULTI_INPUT, define
 
 __all__ = [
     "Module", "Parameter", "Conv2d", "MaxPool2d", "Flatten", "Linear", "ReLU", "Sequential",
-    "no_grad", "is_grad_enabled", "manual_seed",
+    "no_grad", "is_grad_enabled", "manual_seed", "LinearCrossEntropyLoss",
 ] + [loss.module for loss in LOSSES]
 
 _local = threading.local()
@@ -571,6 +572,51 @@ class _Loss:
             raise RuntimeError(f"{type(self).__name__}.backward: call the loss on (input, target) first")
         self._ready = False
         return self._grad
+
+
+class LinearCrossEntropyLoss(Module):
+    """A model's head: a :class:`Linear` layer (``self.linear``, no bias unless ``bias``) and the
+    cross-entropy of its output, as ``torch.nn.LinearCrossEntropyLoss``, computed by
+    :func:`lossk.linear_cross_entropy_with_grad` a chunk of rows at a time (no (N, num_classes)
+    logits).
+
+    ``loss = head(input, target)`` computes the loss and every gradient in one pass;
+    ``head.backward()`` then adds the layer's gradients to its parameters' ``grad`` and returns
+    d(loss)/d(input), for the rest of the model's backward. ``weight``, ``reduction``,
+    ``ignore_index``, ``label_smoothing`` and ``chunk_size`` are linear_cross_entropy's."""
+
+    def __init__(self, in_features, num_classes, *, bias=False, reduction="mean", weight=None, ignore_index=-100,
+                 label_smoothing=0.0, chunk_size=None, dtype=np.float32, rng=None):
+        super().__init__()
+        self.linear = Linear(in_features, num_classes, bias, dtype=dtype, rng=rng)
+        self._children["linear"] = self.linear
+        self.options = {"weight": weight, "reduction": reduction, "ignore_index": ignore_index,
+                        "label_smoothing": label_smoothing, "chunk_size": chunk_size}
+        self._grads = None
+
+    def __repr__(self):
+        return (f"LinearCrossEntropyLoss(in_features={self.linear.in_features}, "
+                f"num_classes={self.linear.out_features}, bias={self.linear.bias is not None})")
+
+    def __call__(self, input, target):
+        return self.forward(input, target)
+
+    def forward(self, input, target):
+        bias = self.linear.bias
+        loss, *grads = linear_loss.linear_cross_entropy_with_grad(
+            input, self.linear.weight.data, target, linear_bias=None if bias is None else bias.data, **self.options)
+        self._grads = grads if is_grad_enabled() else None
+        return loss
+
+    def backward(self):
+        if self._grads is None:
+            raise RuntimeError("LinearCrossEntropyLoss.backward: call the loss on (input, target) first")
+        dx, dw, db = self._grads
+        self._grads = None
+        np.add(self.linear.weight.grad, dw, out=self.linear.weight.grad)
+        if db is not None:
+            np.add(self.linear.bias.grad, db, out=self.linear.bias.grad)
+        return dx
 
 
 class _MultiInputLoss(_Loss):

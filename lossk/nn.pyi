@@ -16,7 +16,7 @@ _Rng = Union[np.random.Generator, int, None]
 _Path = Union[str, "os.PathLike[str]"]
 
 __all__ = ["Module", "Parameter", "Conv2d", "MaxPool2d", "Flatten", "Linear", "ReLU", "Sequential", "no_grad",
-           "is_grad_enabled", "manual_seed"]
+           "is_grad_enabled", "manual_seed", "LinearCrossEntropyLoss"]
 
 def is_grad_enabled() -> bool: ...
 def no_grad() -> AbstractContextManager[None]: ...
@@ -58,6 +58,16 @@ class Linear(Module):
     out_features: int
     def __init__(self, in_features: int, out_features: int, bias: bool = ..., *, dtype: DTypeLike = ...,
                  rng: _Rng = ...) -> None: ...
+
+class LinearCrossEntropyLoss(Module):
+    linear: Linear
+    options: Dict[str, Any]
+    def __init__(self, in_features: int, num_classes: int, *, bias: bool = ..., reduction: _Reduction = ...,
+                 weight: Optional[ArrayLike] = ..., ignore_index: int = ..., label_smoothing: float = ...,
+                 chunk_size: Optional[int] = ..., dtype: DTypeLike = ..., rng: _Rng = ...) -> None: ...
+    def __call__(self, input: ArrayLike, target: ArrayLike) -> _LossValue: ...  # type: ignore[override]
+    def forward(self, input: ArrayLike, target: ArrayLike) -> _LossValue: ...  # type: ignore[override]
+    def backward(self) -> _Array: ...  # type: ignore[override]
 
 class ReLU(Module):
     def __init__(self) -> None: ...

@@ -623,7 +623,8 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
     /* a spatial tile staged for streaming: C rows of up to `tile` positions, each after a line for
      * the values held back (below) */
     const int64_t line = 64 / (int64_t)sizeof(T), tile = lossk_min64(TS, FN(stage_positions)(C, S, LANES));
-    const int short_rows = S == 1 && !soft && k->eps == 0 && C <= NV * LANES;
+    const int by_rows = S == 1 && !a->spatial;
+    const int short_rows = by_rows && !soft && k->eps == 0 && C <= NV * LANES;
     const int nv = (int)((C + LANES - 1) / LANES);
     /* Groups of short rows are staged together, about 4 KiB of them, and streamed out by the batch:
      * a group's RB * C values seldom end on a cache line, and streaming each group by itself left
@@ -667,7 +668,7 @@ LOSSK_BLOCK_FN void FN(ce_block)(const FN(ce_job) *job, int b)
             for (int r = 0; r < RB; r++)
                 l[r] = t[i + r] == a->ignore_index ? 0 : l[r];
             count = RB;
-        } else if (S == 1) {
+        } else if (by_rows) {
             const int ignored = !soft && t[i] == a->ignore_index;
             const T g = FN(gfactor)(a, i, ignored, job->scale);
             /* the row after next into cache: the hardware prefetcher stops at 4 KiB page
@@ -743,15 +744,19 @@ static int FN(cross_entropy_any)(lossk_class_args *a, int soft)
 
     double partial[LOSSK_BLOCKS];
     /* A large gradient is built in a scratch tile (a row, or C rows of a spatial tile) and streamed out. */
+    const int by_rows = S == 1 && !a->spatial;
     const int stream = a->grad && np * C * (int64_t)sizeof(T) >= LOSSK_STREAM_BYTES
-        && C * (S == 1 ? 1 : 2 * LANES) <= LOSSK_SCRATCH;
+        && C * (by_rows ? 1 : 2 * LANES) <= LOSSK_SCRATCH;
     /* rows of few classes as tiles */
-    const int tiled = S == 1 && C <= ROWS_TILED(soft), gathered = tiled && !FN(tile_transposed)(C);
+    const int tiled = by_rows && C <= ROWS_TILED(soft), gathered = tiled && !FN(tile_transposed)(C);
     int32_t tile_rows[gathered ? TS : 1], tile_idx[gathered ? RT_VALUES : 1];
     if (gathered)
         FN(tile_index)(C, FN(rows_per_tile)(C, np), tile_rows, tile_idx);
+    /* spatial blocks of at least a vector of positions: a block of one position walks its C classes
+     * one strided element at a time (a (1, V, rows) chunk of linear_cross_entropy has few) */
+    const int64_t min_block = by_rows ? 1 : LANES;
     const FN(ce_job) job = {a, &k, a->mean_by_weight ? (T)(1.0 / divisor) : (T)1, reduce, stream,
-                            lossk_blocks(np, np * C * 2), partial, tiled, gathered ? tile_rows : NULL,
+                            lossk_blocks((np + min_block - 1) / min_block, np * C * 2), partial, tiled, gathered ? tile_rows : NULL,
                             gathered ? tile_idx : NULL};
     LOSSK_FOR_BLOCKS(lossk_threads_for(np * C * 2), job.nb, FN(ce_block), &job);
     if (reduce && a->loss)

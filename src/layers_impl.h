@@ -14,6 +14,7 @@ typedef TI FN(ivec) __attribute__((vector_size(VBYTES), aligned(sizeof(T)), may_
 #include "pool_impl.h"
 #include "conv_impl.h"
 #include "linear_impl.h"
+#include "linear_ce_impl.h"
 
 #undef SEPARABLE
 #undef WT

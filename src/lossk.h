@@ -81,6 +81,8 @@ typedef struct lossk_elementwise_args {
  */
 typedef struct lossk_class_args {
     int64_t n, c, s;
+    int spatial;                    /* 1: positions as spatial tiles even when S is 1 (cross_entropy),
+                                     * so that a one-position part of a larger whole rounds as the others */
     const void *input;
     const int64_t *target;          /* class indices; NULL for cross_entropy_prob */
     const void *target_prob;        /* cross_entropy_prob only: N*C*S probabilities */
@@ -273,6 +275,39 @@ typedef struct lossk_linear_args {
     int64_t work_size;
 } lossk_linear_args;
 
+/* linear_cross_entropy: the cross-entropy (as lossk_class_args's cross_entropy, class-index targets)
+ * of the logits input (N, D) linear_weight (V, D)^T [+ linear_bias (V)], computed `chunk` rows at a
+ * time: a chunk's logits, transposed (V, chunk), its gradient (the same size, when a gradient is
+ * wanted) and its input rows, transposed (D, chunk), are all the work memory it needs: work_size
+ * bytes, set when work is NULL (the call then returns). mean_by_weight 1: divisor = the summed
+ * weight of all N non-ignored targets (written to total_weight), 2: divisor as given, 0 (sum, none):
+ * divisor unused. Gradients, each NULL when not wanted, overwritten: grad_input (N, D),
+ * grad_linear_weight (V, D), grad_linear_bias (V). Every product sums each element in one fixed
+ * order, and the weight's and bias's gradients add the chunks in row order, so gradients do not
+ * depend on the thread count (nor on chunk); the chunks' loss sums are added in order (the loss
+ * depends on chunk, not on the thread count). An out-of-range target gives LOSSK_ERR_TARGET, with
+ * its row in bad_index, before anything is written. */
+typedef struct lossk_linear_ce_args {
+    int64_t n, d, v, chunk;
+    const void *input, *linear_weight, *linear_bias;
+    const int64_t *target;
+    const void *weight;             /* NULL, or V class weights */
+    int64_t ignore_index;
+    double label_smoothing;
+    int reduction;                  /* LOSSK_REDUCTION_NONE or _SUM */
+    int mean_by_weight;
+    double divisor;
+    double sum;                     /* out (SUM): the loss's sum, in double, before the division */
+    void *loss;                     /* NULL, N values (NONE) or 1 value (SUM) */
+    void *grad_input, *grad_linear_weight, *grad_linear_bias;
+    const void *grad_output;        /* NULL, or N values */
+    double grad_scale;
+    double total_weight;            /* out */
+    void *work;
+    int64_t work_size;
+    int64_t bad_index;              /* out */
+} lossk_linear_ce_args;
+
 /* relu: forward input -> output; backward: output (or input), grad_output -> grad_input. */
 typedef struct lossk_relu_args {
     int64_t n;
@@ -359,6 +394,7 @@ typedef struct lossk_gbdt_args {
     X(max_pool2d_backward, lossk_pool2d_args) \
     X(linear_forward, lossk_linear_args) \
     X(linear_backward, lossk_linear_args) \
+    X(linear_cross_entropy, lossk_linear_ce_args) \
     X(relu_forward, lossk_relu_args) \
     X(relu_backward, lossk_relu_args)
 

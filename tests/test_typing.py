@@ -20,7 +20,7 @@ def test_typed_usage_passes_mypy_strict():
 
 
 def test_stubs_match_the_runtime():
-    result = _run("mypy.stubtest", "lossk.functional", "lossk.nn", "lossk.optim", "lossk.dask")
+    result = _run("mypy.stubtest", "lossk.functional", "lossk.nn", "lossk.optim", "lossk.dask", "lossk.linear_loss")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
