@@ -134,6 +134,27 @@ static void FN(gemm)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, 
     } while (l0 < kk);
 }
 
+/* gemm for a tall product (m much larger than n, B a few hundred KiB): each row tile of A runs
+ * every column tile over the whole sum in registers, so that A and C are each streamed once from
+ * memory where gemm streams A once per column tile and C once per GEMM_KC rows of B. Same bits. */
+static void FN(gemm_tall)(int64_t m, int64_t n, int64_t kk, const T *A, int64_t ars, int64_t als,
+                          const T *B, int64_t ldb, T *C, int64_t ldc, int acc)
+{
+    for (int64_t i = 0; i < m; i += MR) {
+        const int64_t mr = lossk_min64(MR, m - i);
+        int64_t j = 0;
+        while (j + VL <= n) {
+            const int64_t nv = lossk_min64(NV, (n - j) / VL);
+            FN(tiles)[nv - 1][mr - 1](kk, A + i * ars, ars, als, NULL, NULL, B + j, ldb, NULL, NULL, C + i * ldc + j,
+                                      ldc, acc);
+            j += nv * VL;
+        }
+        for (int64_t l0 = 0; j < n && (l0 == 0 || l0 < kk); l0 += GEMM_KC)
+            FN(gemm_padded)(mr, n - j, lossk_min64(GEMM_KC, kk - l0), A + i * ars + l0 * als, ars, als, B + l0 * ldb + j,
+                            ldb, C + i * ldc + j, ldc, acc || l0 > 0);
+    }
+}
+
 /* C (m, nvec VL) = [C +] A (m, kk) B, vector t of B's row l at B + boff[l] + voff[t] */
 static void FN(gemm_shifted)(int64_t m, int64_t nvec, int64_t kk, const T *A, int64_t ars, int64_t als, const T *B,
                              const int64_t *boff, const int64_t *voff, T *C, int64_t ldc, int acc)

@@ -44,7 +44,7 @@ static void FN(lce_logits)(const lossk_linear_ce_args *a, int64_t r0, int64_t m,
             for (int64_t j = 0; j < m; j++)
                 lt[v * m + j] = bias[v];
 #pragma omp barrier
-        FN(gemm)(p.r1 - p.r0, m, D, w + p.r0 * D, D, 1, xt, m, lt + p.r0 * m, m, bias != NULL);
+        FN(gemm_tall)(p.r1 - p.r0, m, D, w + p.r0 * D, D, 1, xt, m, lt + p.r0 * m, m, bias != NULL);
     }
 }
 
@@ -65,7 +65,7 @@ static void FN(lce_backward)(const lossk_linear_ce_args *a, int64_t r0, int64_t 
         }
         const product_part p = split_product(V, 0, 1, t, nth);
         if (dw) /* dw (V, D) [+]= gt (V, m) x (m, D) */
-            FN(gemm)(p.r1 - p.r0, D, m, gt + p.r0 * m, m, 1, x, D, dw + p.r0 * D, D, acc);
+            FN(gemm_tall)(p.r1 - p.r0, D, m, gt + p.r0 * m, m, 1, x, D, dw + p.r0 * D, D, acc);
         for (int64_t v = p.r0; db && v < p.r1; v++) {
             T sum = acc ? db[v] : 0;
             for (int64_t j = 0; j < m; j++)
