@@ -10,17 +10,18 @@ from ._core import BOTH, GRAD, LOSS
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_grad", "linear_cross_entropy_with_grad"]
 
 _ARGS = """
-    Args:
-        input: (N, D) or (D,) hidden states, float32 or float64.
-        linear_weight: (V, D), the dtype of input.
-        target: (N,) or () class indices in [0, V) or equal to ``ignore_index``, of an integer dtype.
-        linear_bias: None, or (V,) of input's dtype.
-        weight: None, or (V,) class weights.
-        reduction: "mean" (weighted by ``weight``, over the targets not ignored), "sum" or "none".
-        ignore_index: targets equal to it contribute nothing (loss 0, gradient 0).
-        label_smoothing: in [0, 1], as cross_entropy's.
-        chunk_size: rows per chunk; None: the most rows (in multiples of 16, at least 16) whose work
-            memory is at most an eighth of the whole (N, V) logits' and 256 MiB.
+    Arguments:
+
+    - ``input``: (N, D) or (D,) hidden states, float32 or float64.
+    - ``linear_weight``: (V, D), the dtype of input.
+    - ``target``: (N,) or () class indices in [0, V) or equal to ``ignore_index``, of an integer dtype.
+    - ``linear_bias``: None, or (V,) of input's dtype.
+    - ``weight``: None, or (V,) class weights.
+    - ``reduction``: "mean" (weighted by ``weight``, over the targets not ignored), "sum" or "none".
+    - ``ignore_index``: targets equal to it contribute nothing (loss 0, gradient 0).
+    - ``label_smoothing``: in [0, 1], as cross_entropy's.
+    - ``chunk_size``: rows per chunk; None: the most rows (in multiples of 16, at least 16) whose
+      work memory is at most an eighth of the whole (N, V) logits' and 256 MiB.
 
     Memory: besides its arguments and results, a call allocates ``chunk * (2 V + D)`` values
     (``chunk * (V + D)`` without gradients): one chunk's logits, their gradient, and its input rows
