@@ -6,6 +6,10 @@
  * input of the cross-entropy kernel, which computes the loss and its gradient over the classes
  * with everything cross_entropy has (weights, ignore_index, label smoothing, grad_output). */
 
+/* classification.c's kernel of this same instruction set: the dispatcher's choice is made once,
+ * at the Python entry point */
+int LOSSK_ISA_NAME(FN(lossk_cross_entropy))(lossk_class_args *a);
+
 /* Bytes of one work slice of `values` elements, on cache lines */
 LOSSK_INLINE int64_t FN(lce_slice)(int64_t values) { return ALIGN_UP(values * (int64_t)sizeof(T)); }
 
@@ -117,7 +121,7 @@ int LOSSK_ISA_NAME(FN(lossk_linear_cross_entropy))(lossk_linear_ce_args *a)
             .loss = !a->loss ? NULL : reduce ? (void *)&chunk_loss : (void *)((T *)a->loss + r0), .grad = gt,
             .grad_output = a->grad_output ? (const T *)a->grad_output + r0 : NULL, .grad_scale = a->grad_scale,
             .bad_index = -1};
-        if ((err = FN(lossk_cross_entropy)(&ca))) { /* a target changed since lce_targets read it */
+        if ((err = LOSSK_ISA_NAME(FN(lossk_cross_entropy))(&ca))) { /* a target changed since lce_targets read it */
             a->bad_index = r0 + ca.bad_index;
             return err;
         }

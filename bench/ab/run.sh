@@ -28,12 +28,14 @@ for side in A B; do
     [ "$side" = B ] && tree="$root"
     cmake -S "$tree" -B "$work/build-$side" -G Ninja -DLOSSK_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=Release > /dev/null
     cmake --build "$work/build-$side" --target "lossk_$isa" > /dev/null
-    # the variant's entry points renamed from *_ISA to *_A or *_B, so both link into one program
-    for obj in "$work/build-$side/CMakeFiles/lossk_$isa.dir/src/"*.o; do
+    # the variant's entry points renamed from *_ISA to *_A or *_B, so both link into one program;
+    # one list for all the variant's objects, as one object may call another's entry point
+    variant=("$work/build-$side/CMakeFiles/lossk_$isa.dir/src/"*.o)
+    nm --defined-only -g "${variant[@]}" | awk -v isa="_$isa" -v side="_$side" \
+        'NF == 3 { n = $3; if (substr(n, length(n) - length(isa) + 1) == isa) print n, substr(n, 1, length(n) - length(isa)) side }' \
+        > "$work/rename"
+    for obj in "${variant[@]}"; do
         out="$work/$side-$(basename "$obj")"
-        nm --defined-only -g "$obj" | awk -v isa="_$isa" -v side="_$side" \
-            '{ n = $3; if (substr(n, length(n) - length(isa) + 1) == isa) print n, substr(n, 1, length(n) - length(isa)) side }' \
-            > "$work/rename"
         objcopy --redefine-syms="$work/rename" "$obj" "$out"
         objects+=("$out")
     done
