@@ -6,8 +6,8 @@
  * input of the cross-entropy kernel, which computes the loss and its gradient over the classes
  * with everything cross_entropy has (weights, ignore_index, label smoothing, grad_output). */
 
-/* classification.c's kernel of this same instruction set: the dispatcher's choice is made once,
- * at the Python entry point */
+/* classification.c's kernel of this same instruction set: the dispatcher chose it once, at the
+ * public entry point (lossk_linear_cross_entropy_f32 or _f64) */
 int LOSSK_ISA_NAME(FN(lossk_cross_entropy))(lossk_class_args *a);
 
 /* Bytes of one work slice of `values` elements, on cache lines */
